@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "stampede",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "StampedeRedis", targets: ["StampedeRedis"]),
+        .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
+        .executable(name: "stampede", targets: ["stampede"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // hiredis from the system (Debian: libhiredis-dev): its RESP parser and command encoder.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // The Redis connection layer: NIO channels, pipelining, reconnects, scripts, pub/sub.
+        .target(
+            name: "StampedeRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Throwaway redis-server processes: for the test suites and for runs without a Redis URL.
+        .target(name: "EmbeddedRedis"),
+        .executableTarget(
+            name: "stampede",
+            dependencies: [
+                "StampedeRedis",
+                "EmbeddedRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "StampedeRedisTests",
+            dependencies: ["StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
+    ]
+)

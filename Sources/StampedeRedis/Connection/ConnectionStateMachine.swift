@@ -1,0 +1,141 @@
+import NIOCore
+
+/// The life of one reconnecting connection, apart from I/O.
+///
+/// `Link` is whatever stands for an open connection (a channel and its handler in
+/// ``RedisConnection``; a plain value in the unit tests). Every method is called under
+/// the owner's lock and returns what the owner must do once it has let go of the lock.
+///
+/// ```
+/// idle --submit--> connecting --connected--> connected --closed--> connecting
+///                    |    ^                                            |
+///                 failed  +--- retry due --- waitingToReconnect <------+ (failed)
+/// any --close--> closed
+/// ```
+struct ConnectionStateMachine<Link> {
+    enum Phase {
+        /// Never used: the first command opens the connection.
+        case idle
+        /// A connect and its handshake are under way; commands queue and go out once it is done.
+        case connecting
+        case connected(Link)
+        /// The last attempt failed; commands fail at once with its error until the retry.
+        case waitingToReconnect(RedisError)
+        case closed
+    }
+
+    private(set) var phase: Phase = .idle
+    /// Commands accepted but not yet handed to a channel, and their encoded bytes.
+    private var pendingBytes: ByteBuffer
+    private var pendingCommands: [PendingCommand] = []
+    /// Whether a flush of the pending commands is already scheduled on the event loop.
+    private var flushScheduled = false
+    /// Failed attempts in a row, for the backoff; reset by a successful connect.
+    private(set) var failedAttempts = 0
+    /// Successful connects so far: more than one means subscriptions must be restored.
+    private(set) var connectCount = 0
+
+    init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        pendingBytes = allocator.buffer(capacity: 0)
+    }
+
+    enum SubmitAction {
+        case none
+        /// Start connecting (the phase is now `connecting`).
+        case connect
+        /// Schedule one flush on the event loop; later commands ride along with it.
+        case scheduleFlush(Link)
+        case fail(RedisError)
+    }
+
+    mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
+        switch phase {
+        case .closed:
+            return .fail(RedisError(.clientClosed, "the Redis client was shut down"))
+        case .waitingToReconnect(let error):
+            return .fail(RedisError(error.code, "Redis is unreachable, retrying in the background: \(error.message)"))
+        case .idle:
+            phase = .connecting
+            append(arguments, target: target, deadline: deadline)
+            return .connect
+        case .connecting:
+            append(arguments, target: target, deadline: deadline)
+            return .none
+        case .connected(let link):
+            append(arguments, target: target, deadline: deadline)
+            if flushScheduled { return .none }
+            flushScheduled = true
+            return .scheduleFlush(link)
+        }
+    }
+
+    private mutating func append(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) {
+        RESPEncoder.encode(arguments, into: &pendingBytes)
+        pendingCommands.append(PendingCommand(target: target, deadline: deadline))
+    }
+
+    /// The commands to write now, or `nil` when there are none or the connection is not up
+    /// (they stay queued for the next connection).
+    mutating func takePending() -> (bytes: ByteBuffer, commands: [PendingCommand])? {
+        flushScheduled = false
+        guard case .connected = phase, !pendingCommands.isEmpty else { return nil }
+        return takeAll()
+    }
+
+    private mutating func takeAll() -> (bytes: ByteBuffer, commands: [PendingCommand]) {
+        let taken = (pendingBytes, pendingCommands)
+        pendingBytes = ByteBufferAllocator().buffer(capacity: 0)
+        pendingCommands = []
+        return taken
+    }
+
+    enum ConnectedAction {
+        /// Write these queued commands; `isReconnect` tells whether this is not the first connection.
+        case flush(bytes: ByteBuffer, commands: [PendingCommand], isReconnect: Bool)
+        /// The client was shut down meanwhile: close the new link.
+        case closeLink
+    }
+
+    mutating func connected(_ link: Link) -> ConnectedAction {
+        guard case .connecting = phase else { return .closeLink }
+        phase = .connected(link)
+        failedAttempts = 0
+        connectCount += 1
+        flushScheduled = false
+        let (bytes, commands) = takeAll()
+        return .flush(bytes: bytes, commands: commands, isReconnect: connectCount > 1)
+    }
+
+    /// A connect or handshake failed: the queued commands fail with `error`, and a retry is
+    /// due after the backoff for attempt `retryAttempt`. `nil` when the client was shut down.
+    mutating func connectFailed(_ error: RedisError) -> (failed: [PendingCommand], retryAttempt: Int)? {
+        guard case .connecting = phase else { return nil }
+        phase = .waitingToReconnect(error)
+        let attempt = failedAttempts
+        failedAttempts += 1
+        return (takeAll().commands, attempt)
+    }
+
+    /// The open link closed. Returns whether to reconnect now; commands not yet written stay
+    /// queued and go out on the next connection.
+    mutating func linkClosed(isCurrent: (Link) -> Bool) -> Bool {
+        guard case .connected(let link) = phase, isCurrent(link) else { return false }
+        phase = .connecting
+        return true
+    }
+
+    /// The backoff delay ran out. Returns whether to connect now.
+    mutating func retryDue() -> Bool {
+        guard case .waitingToReconnect = phase else { return false }
+        phase = .connecting
+        return true
+    }
+
+    /// Shuts down: returns the open link, if any, and the commands that never went out.
+    mutating func close() -> (link: Link?, unsent: [PendingCommand]) {
+        var link: Link?
+        if case .connected(let open) = phase { link = open }
+        phase = .closed
+        return (link, takeAll().commands)
+    }
+}

@@ -1,0 +1,224 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One connection to Redis that reconnects by itself, with many commands in flight.
+///
+/// Commands from any task are encoded into one pending buffer under a lock; the first
+/// command after a flush schedules one write-and-flush on the event loop, so a burst of
+/// commands costs one system call, not one per command.
+final class RedisConnection: Sendable {
+    /// Extra behaviour for the subscriber connection.
+    struct Hooks: Sendable {
+        /// Receives pub/sub message pushes.
+        var push: (@Sendable (RedisValue) -> Void)?
+        /// Commands to run after AUTH/SELECT on every connect (to restore subscriptions).
+        var handshake: (@Sendable () -> [[RedisArgument]])?
+        /// Called after a connection other than the first is ready.
+        var reconnected: (@Sendable () -> Void)?
+
+        init(
+            push: (@Sendable (RedisValue) -> Void)? = nil,
+            handshake: (@Sendable () -> [[RedisArgument]])? = nil,
+            reconnected: (@Sendable () -> Void)? = nil
+        ) {
+            self.push = push
+            self.handshake = handshake
+            self.reconnected = reconnected
+        }
+    }
+
+    typealias Link = (channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>)
+
+    private let configuration: RedisConfiguration
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private let hooks: Hooks
+    private let commandTimeout: TimeAmount
+    private let connectTimeout: TimeAmount
+    /// Guards the connection's phase and the commands not yet handed to a channel.
+    private let state = Mutex(ConnectionStateMachine<Link>())
+    /// The pending retry after a failed connect; written under `state`'s lock order (alone).
+    private let retryTask = Mutex<Scheduled<Void>?>(nil)
+
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, hooks: Hooks = Hooks()) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.hooks = hooks
+        self.commandTimeout = TimeAmount(configuration.commandTimeout)
+        self.connectTimeout = TimeAmount(configuration.connectTimeout)
+    }
+
+    /// Queues a command; its reply (or error) goes to `target`.
+    func submit(_ arguments: [RedisArgument], to target: ReplyTarget) {
+        let deadline = NIODeadline.now() + commandTimeout
+        let action = state.withLock { $0.submit(arguments, target: target, deadline: deadline) }
+        switch action {
+        case .none:
+            break
+        case .connect:
+            connect()
+        case .scheduleFlush(let link):
+            link.channel.eventLoop.execute { self.flush(link) }
+        case .fail(let error):
+            target.fail(error)
+        }
+    }
+
+    /// Sends a command and waits for its reply.
+    func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(arguments, to: .continuation(continuation))
+        }
+    }
+
+    /// Runs on the event loop: writes every command queued since the last flush.
+    private func flush(_ link: Link) {
+        guard let (bytes, commands) = state.withLock({ $0.takePending() }) else { return }
+        link.handler.value.enqueue(commands)
+        link.channel.writeAndFlush(bytes, promise: nil)
+    }
+
+    // MARK: Connecting
+
+    private func connect() {
+        logger.debug("connecting to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+        let commandTimeout = self.commandTimeout
+        let push = hooks.push
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        RedisChannelHandler(commandTimeout: commandTimeout, pushHandler: push))
+                }
+            }
+        let connecting: EventLoopFuture<any Channel>
+        switch configuration.endpoint {
+        case .tcp(let host, let port):
+            connecting = bootstrap.connect(host: host, port: port)
+        case .unixSocket(let path):
+            connecting = bootstrap.connect(unixDomainSocketPath: path)
+        }
+        connecting
+            .flatMap { channel -> EventLoopFuture<Link> in
+                do {
+                    let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
+                    let link: Link = (channel, NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    return self.handshake(link).map { link }.flatMapError { error in
+                        channel.close(promise: nil)
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                } catch {
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .whenComplete { result in
+                switch result {
+                case .success(let link): self.connected(link)
+                case .failure(let error): self.connectFailed(RedisError.connectFailure(error, endpoint: self.configuration.endpoint))
+                }
+            }
+    }
+
+    /// AUTH, SELECT, CLIENT SETNAME and the hooks' commands, pipelined on the new channel.
+    private func handshake(_ link: Link) -> EventLoopFuture<Void> {
+        var commands: [[RedisArgument]] = []
+        if let password = configuration.password {
+            if let username = configuration.username {
+                commands.append(["AUTH", RedisArgument(username), RedisArgument(password)])
+            } else {
+                commands.append(["AUTH", RedisArgument(password)])
+            }
+        }
+        if configuration.database != 0 { commands.append(["SELECT", RedisArgument(configuration.database)]) }
+        if let name = configuration.clientName { commands.append(["CLIENT", "SETNAME", RedisArgument(name)]) }
+        commands += hooks.handshake?() ?? []
+        let loop = link.channel.eventLoop
+        guard !commands.isEmpty else { return loop.makeSucceededVoidFuture() }
+
+        let deadline = NIODeadline.now() + connectTimeout
+        var bytes = link.channel.allocator.buffer(capacity: 256)
+        var pending: [PendingCommand] = []
+        var replies: [EventLoopFuture<RedisValue>] = []
+        for command in commands {
+            RESPEncoder.encode(command, into: &bytes)
+            let promise = loop.makePromise(of: RedisValue.self)
+            pending.append(PendingCommand(target: .promise(promise), deadline: deadline))
+            replies.append(promise.futureResult)
+        }
+        link.handler.value.enqueue(pending)
+        link.channel.writeAndFlush(bytes, promise: nil)
+        return EventLoopFuture.andAllSucceed(replies, on: loop).flatMapErrorThrowing { error in
+            guard let error = error as? RedisError else { throw error }
+            switch error.code {
+            case .serverError where ["WRONGPASS", "NOAUTH", "NOPERM"].contains(error.serverErrorPrefix ?? ""):
+                throw RedisError(.authenticationFailed, "Redis refused the credentials: \(error.message)")
+            case .serverError:
+                throw RedisError(.serverError, "connection set-up failed: \(error.message)")
+            case .timeout:
+                throw RedisError(.connectTimeout, "connection set-up got no reply within the connect timeout")
+            default:
+                throw error
+            }
+        }
+    }
+
+    private func connected(_ link: Link) {
+        switch state.withLock({ $0.connected(link) }) {
+        case .closeLink:
+            link.channel.close(promise: nil)
+        case .flush(let bytes, let commands, let isReconnect):
+            logger.debug("connected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+            if !commands.isEmpty {
+                link.handler.value.enqueue(commands)
+                link.channel.writeAndFlush(bytes, promise: nil)
+            }
+            // Registered only now that the state knows the link: a channel that closed
+            // already runs this at once and is replaced.
+            link.channel.closeFuture.whenComplete { _ in self.linkClosed(link.channel) }
+            if isReconnect { hooks.reconnected?() }
+        }
+    }
+
+    private func connectFailed(_ error: RedisError) {
+        guard let (failed, attempt) = state.withLock({ $0.connectFailed(error) }) else { return }
+        for command in failed { command.target?.fail(error) }
+        let delay = configuration.reconnectBackoff.delay(attempt: attempt)
+        logger.debug("could not connect to Redis", metadata: [
+            "redis.endpoint": "\(configuration.endpoint)", "redis.error": "\(error.message)",
+            "redis.retry_in": "\(delay)",
+        ])
+        let task = eventLoop.scheduleTask(in: TimeAmount(delay)) {
+            if self.state.withLock({ $0.retryDue() }) { self.connect() }
+        }
+        retryTask.withLock { $0 = task }
+    }
+
+    private func linkClosed(_ channel: any Channel) {
+        guard state.withLock({ $0.linkClosed(isCurrent: { $0.channel === channel }) }) else { return }
+        logger.debug("lost the connection to Redis; reconnecting", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+        connect()
+    }
+
+    /// Closes the connection; commands not yet sent fail with ``RedisError/Code/clientClosed``,
+    /// commands in flight with ``RedisError/Code/connectionLost``.
+    func close() async {
+        let (link, unsent) = state.withLock { $0.close() }
+        retryTask.withLock { $0?.cancel() }
+        let error = RedisError(.clientClosed, "the Redis client was shut down")
+        for command in unsent { command.target?.fail(error) }
+        if let link { try? await link.channel.close() }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

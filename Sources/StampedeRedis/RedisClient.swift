@@ -1,0 +1,78 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// An async Redis client: a few pipelined connections shared by every task.
+///
+/// ```swift
+/// let client = try RedisClient(configuration: RedisConfiguration(url: "redis://localhost:6379"))
+/// defer { Task { await client.shutdown() } }
+/// try await client.send("SET", "greeting", "hello")
+/// let value = try await client.send("GET", "greeting").string
+/// ```
+///
+/// Connections open on first use and reconnect by themselves with backoff. A command in
+/// flight when its connection dies fails with ``RedisError/Code/connectionLost``; while
+/// Redis cannot be reached, commands fail at once with the connect error; once it is back,
+/// commands succeed again. Each command waits at most
+/// ``RedisConfiguration/commandTimeout`` for its reply.
+///
+/// Task cancellation does not withdraw a command already queued: it completes or times out.
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    let logger: Logger
+    private let connections: [RedisConnection]
+    /// Round-robin cursor over `connections`.
+    private let nextConnection = Atomic<Int>(0)
+    /// The pub/sub connection, opened by the first subscription.
+    let subscriber: RedisSubscriber
+
+    /// Creates a client; no connection opens until the first command.
+    ///
+    /// - Parameters:
+    ///   - configuration: where and how to connect.
+    ///   - eventLoopGroup: the event loops for the connections. Default: NIO's shared group.
+    ///   - logger: receives connection events at debug level.
+    /// - Throws: ``RedisError`` with ``RedisError/Code/invalidArgument`` when the
+    ///   configuration is out of range.
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "stampede.redis", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws(RedisError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.connections = (0..<configuration.connectionCount).map { _ in
+            RedisConnection(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+        }
+        self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+    }
+
+    /// Sends one command and returns its reply.
+    ///
+    /// - Parameter arguments: the command name and its arguments, each binary-safe.
+    /// - Returns: the reply; an error reply is thrown instead.
+    /// - Throws: ``RedisError``: ``RedisError/Code/serverError`` with the server's text,
+    ///   ``RedisError/Code/timeout``, ``RedisError/Code/connectionLost``, or the connect error.
+    @discardableResult
+    public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
+        guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
+        let index = connections.count == 1 ? 0 : nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
+        return try await connections[index].send(arguments)
+    }
+
+    /// Sends one command and returns its reply. See ``send(_:)-([RedisArgument])``.
+    @discardableResult
+    public func send(_ arguments: RedisArgument...) async throws -> RedisValue {
+        try await send(arguments)
+    }
+
+    /// Closes every connection and ends every subscription. Commands sent afterwards fail
+    /// with ``RedisError/Code/clientClosed``.
+    public func shutdown() async {
+        for connection in connections { await connection.close() }
+        await subscriber.close()
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Stampede: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stampede",
+        abstract: "Stampede's command-line tool: measure the Redis client against your Redis.",
+        subcommands: [ClientThroughput.self],
+        defaultSubcommand: ClientThroughput.self
+    )
+}

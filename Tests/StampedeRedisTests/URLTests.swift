@@ -1,0 +1,69 @@
+import Testing
+import StampedeRedis
+
+@Suite("Redis URLs")
+struct URLTests {
+    @Test func readsEveryPart() throws {
+        let full = try RedisConfiguration(url: "redis://bob:p%40ss%3Aword@cache.example:6380/2")
+        #expect(full.endpoint == .tcp(host: "cache.example", port: 6380))
+        #expect(full.username == "bob")
+        #expect(full.password == "p@ss:word")
+        #expect(full.database == 2)
+
+        let plain = try RedisConfiguration(url: "redis://localhost")
+        #expect(plain.endpoint == .tcp(host: "localhost", port: 6379))
+        #expect(plain.username == nil && plain.password == nil && plain.database == 0)
+
+        let passwordOnly = try RedisConfiguration(url: "redis://:secret@127.0.0.1:7000")
+        #expect(passwordOnly.username == nil && passwordOnly.password == "secret")
+
+        let ipv6 = try RedisConfiguration(url: "redis://[::1]:7001/0")
+        #expect(ipv6.endpoint == .tcp(host: "::1", port: 7001))
+
+        let unix = try RedisConfiguration(url: "unix:///run/redis/redis.sock?db=4")
+        #expect(unix.endpoint == .unixSocket(path: "/run/redis/redis.sock"))
+        #expect(unix.database == 4)
+    }
+
+    @Test(arguments: [
+        ("localhost:6379", "expected redis://"),
+        ("http://localhost", "unknown scheme"),
+        ("rediss://localhost", "TLS"),
+        ("redis://", "host is missing"),
+        ("redis://:6379", "host is missing"),
+        ("redis://localhost:0", "port"),
+        ("redis://localhost:99999", "port"),
+        ("redis://localhost:abc", "port"),
+        ("redis://localhost/-1", "database"),
+        ("redis://localhost/x", "database"),
+        ("redis://user@localhost", "user:password"),
+        ("redis://:@localhost", "password is empty"),
+        ("redis://:%zz@localhost", "percent-encoding"),
+        ("redis://[::1", "unclosed"),
+        ("redis://localhost?timeout=1", "query"),
+        ("unix://relative.sock", "absolute"),
+        ("unix:///tmp/r.sock?db=x", "db=N"),
+    ])
+    func rejectsAMalformedURLWithAClearMessage(url: String, mentions: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("\(url) was accepted")
+        } catch {
+            #expect(error.code == .invalidURL)
+            #expect(error.message.contains(mentions), "\(error.message)")
+        }
+    }
+
+    @Test func errorsAndDescriptionsNeverCarryThePassword() throws {
+        do {
+            _ = try RedisConfiguration(url: "redis://admin:hunter2@localhost:notaport")
+            Issue.record("accepted")
+        } catch {
+            #expect(!error.message.contains("hunter2"))
+            #expect(!"\(error)".contains("hunter2"))
+        }
+        let configuration = try RedisConfiguration(url: "redis://admin:hunter2@localhost")
+        #expect(!"\(configuration)".contains("hunter2"))
+        #expect("\(configuration)".contains("<hidden>"))
+    }
+}
