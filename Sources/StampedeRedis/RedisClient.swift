@@ -27,6 +27,8 @@ public final class RedisClient: Sendable {
     private let nextConnection = Atomic<Int>(0)
     /// The pub/sub connection, opened by the first subscription.
     let subscriber: RedisSubscriber
+    /// Runs tasks on the first connection's event loop (see ``taskExecutor``).
+    let executor: EventLoopTaskExecutor
 
     /// Creates a client; no connection opens until the first command.
     ///
@@ -44,9 +46,9 @@ public final class RedisClient: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        self.connections = (0..<configuration.connectionCount).map { _ in
-            RedisConnection(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
-        }
+        let loops = (0..<configuration.connectionCount).map { _ in eventLoopGroup.next() }
+        self.connections = loops.map { RedisConnection(configuration: configuration, eventLoop: $0, logger: logger) }
+        self.executor = EventLoopTaskExecutor(eventLoop: loops[0])
         self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
     }
 

@@ -68,18 +68,22 @@ struct ClientThroughput: AsyncParsableCommand {
         for round in 1...rounds {
             columns["redis-benchmark -c 1 -P 1", default: []].append(try benchmark.getsPerSecond(clients: 1, pipeline: 1, requests: requests / 4))
             columns["swift, 1 task", default: []].append(try await getsPerSecond(client, tasks: 1, requests: requests / 4))
+            columns["swift, 1 task, on the event loop", default: []].append(try await getsPerSecond(client, tasks: 1, requests: requests / 4, onEventLoop: true))
             columns["redis-benchmark -c 16 -P 16", default: []].append(try benchmark.getsPerSecond(clients: 16, pipeline: 16, requests: requests))
             columns["swift, 16 tasks", default: []].append(try await getsPerSecond(client, tasks: 16, requests: requests))
             columns["swift, 256 tasks", default: []].append(try await getsPerSecond(client, tasks: 256, requests: requests))
+            columns["swift, 256 tasks, on the event loop", default: []].append(try await getsPerSecond(client, tasks: 256, requests: requests, onEventLoop: true))
             print("  round \(round)/\(rounds) done")
         }
         let median = columns.mapValues { $0.sorted()[$0.count / 2] }
         let rows: [(String, Double, String)] = [
             ("redis-benchmark -c 1 -P 1", median["redis-benchmark -c 1 -P 1"]!, "1 in flight (C)"),
             ("swift, 1 task", median["swift, 1 task"]!, String(format: "%.2fx of redis-benchmark -c 1 -P 1", median["swift, 1 task"]! / median["redis-benchmark -c 1 -P 1"]!)),
+            ("swift, 1 task, on the event loop", median["swift, 1 task, on the event loop"]!, String(format: "%.2fx of redis-benchmark -c 1 -P 1", median["swift, 1 task, on the event loop"]! / median["redis-benchmark -c 1 -P 1"]!)),
             ("redis-benchmark -c 16 -P 16", median["redis-benchmark -c 16 -P 16"]!, "256 in flight (C)"),
             ("swift, 16 tasks", median["swift, 16 tasks"]!, "16 in flight"),
             ("swift, 256 tasks", median["swift, 256 tasks"]!, String(format: "%.2fx of redis-benchmark -c 16 -P 16", median["swift, 256 tasks"]! / median["redis-benchmark -c 16 -P 16"]!)),
+            ("swift, 256 tasks, on the event loop", median["swift, 256 tasks, on the event loop"]!, String(format: "%.2fx of redis-benchmark -c 16 -P 16", median["swift, 256 tasks, on the event loop"]! / median["redis-benchmark -c 16 -P 16"]!)),
         ]
         print("")
         print("| client | GET/s (median) | note |")
@@ -102,13 +106,15 @@ struct ClientThroughput: AsyncParsableCommand {
     }
 
     /// `tasks` concurrent tasks issue `requests` GETs in all, as fast as replies come.
-    private func getsPerSecond(_ client: RedisClient, tasks: Int, requests: Int) async throws -> Double {
+    /// With `onEventLoop`, the tasks prefer the client's ``RedisClient/taskExecutor``.
+    private func getsPerSecond(_ client: RedisClient, tasks: Int, requests: Int, onEventLoop: Bool = false) async throws -> Double {
         let clock = ContinuousClock()
         let perTask = requests / tasks
+        let executor: (any TaskExecutor)? = onEventLoop ? client.taskExecutor : nil
         let start = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<tasks {
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     for _ in 0..<perTask { _ = try await client.send("GET", "stampede:bench:value") }
                 }
             }

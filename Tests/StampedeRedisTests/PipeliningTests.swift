@@ -27,4 +27,31 @@ struct PipeliningTests {
             }
         }
     }
+
+    @Test func tasksOnTheClientsEventLoopSendAndReceive() async throws {
+        try await withSharedClient { client, _ in
+            let p = uniquePrefix()
+            try await withTaskExecutorPreference(client.taskExecutor) {
+                for index in 0..<200 {
+                    try await client.send("SET", "\(p)\(index)", RedisArgument(index))
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<200 {
+                        group.addTask { () async throws in
+                            #expect(try await client.send("GET", "\(p)\(index)").int == index)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+        }
+    }
+
+    @Test func argumentsCompareByTheirBytes() {
+        #expect(RedisArgument("abc") == RedisArgument(bytes: Array("abc".utf8)))
+        #expect(RedisArgument(42) == "42")
+        #expect(RedisArgument("a") != "b")
+        #expect(Set<RedisArgument>(["x", RedisArgument(bytes: [120])]).count == 1)
+        #expect(RedisArgument(bytes: [0, 255]).bytes == [0, 255])
+    }
 }

@@ -84,8 +84,10 @@ struct ConnectionStateMachine<Link> {
 
     private mutating func takeAll() -> (bytes: ByteBuffer, commands: [PendingCommand]) {
         let taken = (pendingBytes, pendingCommands)
-        pendingBytes = ByteBufferAllocator().buffer(capacity: 0)
+        // The next burst is likely as large as this one: size the new buffers for it.
+        pendingBytes = ByteBufferAllocator().buffer(capacity: min(taken.0.readableBytes, 1 << 16))
         pendingCommands = []
+        pendingCommands.reserveCapacity(taken.1.count)
         return taken
     }
 

@@ -3,7 +3,7 @@ import NIOCore
 /// Where the reply to one command goes.
 enum ReplyTarget: Sendable {
     /// An `async` caller waiting in ``RedisClient/send(_:)``.
-    case continuation(CheckedContinuation<RedisValue, any Error>)
+    case continuation(UnsafeContinuation<RedisValue, any Error>)
     /// Connection set-up (AUTH, SELECT, ...), which runs on the event loop.
     case promise(EventLoopPromise<RedisValue>)
 

@@ -69,7 +69,9 @@ final class RedisConnection: Sendable {
 
     /// Sends a command and waits for its reply.
     func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
-        try await withCheckedThrowingContinuation { continuation in
+        // Unsafe rather than checked: the checked kind allocates per call, and every path
+        // below resumes exactly once (a reply, a failure, a timeout or the channel closing).
+        try await withUnsafeThrowingContinuation { continuation in
             submit(arguments, to: .continuation(continuation))
         }
     }

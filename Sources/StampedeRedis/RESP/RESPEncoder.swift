@@ -21,9 +21,9 @@ enum RESPEncoder {
                         redisFreeCommand(formatted)
                         return
                     }
-                    arguments[index].bytes.withUnsafeBufferPointer { bytes in
-                        // An empty array may have no base address; any valid pointer will do for length 0.
-                        let start = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(argv.baseAddress!)
+                    arguments[index].withUnsafeBytes { bytes in
+                        // An empty argument may have no base address; any valid pointer will do for length 0.
+                        let start = bytes.baseAddress ?? UnsafeRawPointer(argv.baseAddress!)
                         argv[index] = start.assumingMemoryBound(to: CChar.self)
                         lengths[index] = bytes.count
                         pin(index + 1)
