@@ -25,7 +25,7 @@ struct ClientThroughput: AsyncParsableCommand {
     var valueSize: Int = 100
 
     @Option(help: "Rounds; the median of each column is reported.")
-    var rounds: Int = 3
+    var rounds: Int = 5
 
     @Option(help: "Append the results as one JSON object to this file.")
     var json: String?
