@@ -43,7 +43,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StampedeRedisTests",
-            dependencies: ["StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+            dependencies: ["StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
     ]
 )

@@ -76,7 +76,7 @@ struct ConnectingTests {
             let start = clock.now
             let second = await redisError { try await client.send("PING") }
             #expect(second?.code == .connectionRefused)
-            #expect(clock.now - start < .milliseconds(100))
+            #expect(clock.now - start < .milliseconds(500), "the retry is 5 s away")
         }
     }
 
