@@ -7,11 +7,13 @@ let package = Package(
     products: [
         .library(name: "StampedeRedis", targets: ["StampedeRedis"]),
         .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
+        .library(name: "Stampede", targets: ["Stampede"]),
         .executable(name: "stampede", targets: ["stampede"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
@@ -31,19 +33,42 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The core: locks (RedisMutex, Redlock); later the single-flight cache loader.
+        .target(
+            name: "Stampede",
+            dependencies: [
+                "StampedeRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // Throwaway redis-server processes: for the test suites and for runs without a Redis URL.
         .target(name: "EmbeddedRedis"),
         .executableTarget(
             name: "stampede",
             dependencies: [
+                "Stampede",
                 "StampedeRedis",
                 "EmbeddedRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers the test suites share: servers, clients, waiting.
+        .target(
+            name: "StampedeTestSupport",
+            dependencies: ["StampedeRedis", "EmbeddedRedis"],
+            path: "Tests/StampedeTestSupport"
+        ),
         .testTarget(
             name: "StampedeRedisTests",
-            dependencies: ["StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "StampedeTests",
+            dependencies: [
+                "Stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
     ]
 )

@@ -1,3 +1,4 @@
+import StampedeTestSupport
 import EmbeddedRedis
 import Testing
 import StampedeRedis

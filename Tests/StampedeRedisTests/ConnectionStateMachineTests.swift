@@ -1,3 +1,4 @@
+import StampedeTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded

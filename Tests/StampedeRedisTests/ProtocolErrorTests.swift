@@ -1,3 +1,4 @@
+import StampedeTestSupport
 import NIOCore
 import NIOPosix
 import Testing

@@ -1,14 +1,14 @@
-import EmbeddedRedis
+@_exported import EmbeddedRedis
 import Foundation
-import StampedeRedis
+@_exported import StampedeRedis
 
 /// The server most tests share. It is started once per test run and killed by its
 /// supervisor when the test process exits; tests keep apart by key prefix, never FLUSHALL.
-actor SharedServer {
-    static let instance = SharedServer()
+public actor SharedServer {
+    public static let instance = SharedServer()
     private var server: RedisServer?
 
-    func get() async throws -> RedisServer {
+    public func get() async throws -> RedisServer {
         if let server { return server }
         let server = try await RedisServer.start()
         self.server = server
@@ -17,12 +17,12 @@ actor SharedServer {
 }
 
 /// A prefix no other test uses.
-func uniquePrefix(_ name: String = #function) -> String {
+public func uniquePrefix(_ name: String = #function) -> String {
     "test:\(name.prefix { $0 != "(" }):\(UUID().uuidString.prefix(8)):"
 }
 
 /// A client of the shared server with short timeouts, shut down after `body`.
-func withSharedClient<T>(
+public func withSharedClient<T>(
     commandTimeout: Duration = .seconds(2),
     _ body: (RedisClient, RedisServer) async throws -> T
 ) async throws -> T {
@@ -33,7 +33,7 @@ func withSharedClient<T>(
 }
 
 /// Runs `body` with a client and shuts the client down afterwards, even when `body` throws.
-func withClient<T>(_ configuration: RedisConfiguration, _ body: (RedisClient) async throws -> T) async throws -> T {
+public func withClient<T>(_ configuration: RedisConfiguration, _ body: (RedisClient) async throws -> T) async throws -> T {
     let client = try RedisClient(configuration: configuration)
     do {
         let result = try await body(client)
@@ -46,7 +46,7 @@ func withClient<T>(_ configuration: RedisConfiguration, _ body: (RedisClient) as
 }
 
 /// Runs `body` with a private server that is stopped afterwards.
-func withPrivateServer<T>(
+public func withPrivateServer<T>(
     _ options: RedisServer.Options = .init(),
     _ body: (RedisServer) async throws -> T
 ) async throws -> T {
@@ -56,7 +56,7 @@ func withPrivateServer<T>(
 }
 
 /// The error `body` throws as a ``RedisError``, or `nil` if it throws none (or another kind).
-func redisError(_ body: () async throws -> Void) async -> RedisError? {
+public func redisError(_ body: () async throws -> Void) async -> RedisError? {
     do {
         try await body()
         return nil
@@ -68,7 +68,7 @@ func redisError(_ body: () async throws -> Void) async -> RedisError? {
 }
 
 /// Waits until `condition` holds, checking every 10 ms, for at most `limit`.
-func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+public func eventually(within limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if await condition() { return true }

@@ -1,0 +1,137 @@
+import Logging
+import StampedeRedis
+
+extension RedisMutex {
+    enum Attempt {
+        case acquired(Lease)
+        /// Held by someone else for at most this much longer.
+        case held(remaining: Duration)
+    }
+
+    /// Takes the lock, waiting for it if `wait` is set. Returns the lease and the local time
+    /// just before the winning attempt was sent (the lease's local start), or `nil` when the
+    /// lock is held and `wait` is not set.
+    func acquire(
+        _ name: String, keys: Keys, options: LockOptions, wait: Bool
+    ) async throws(StampedeError) -> (Lease, ContinuousClock.Instant)? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + options.maximumWait
+        // Fast path: a free lock costs one round trip and no subscription.
+        var sentAt = clock.now
+        if case .acquired(let lease) = try await attempt(name, keys: keys, options: options) { return (lease, sentAt) }
+        metrics.contended.increment()
+        guard wait, clock.now < deadline else { return nil }
+
+        // Subscribe, then try again before waiting, so a release between the first attempt
+        // and the subscription is not missed.
+        return try await redis {
+            try await client.subscribe(to: [keys.channel]) { releases in
+                let signal = AsyncSignal()
+                return try await withThrowingTaskGroup(of: (Lease, ContinuousClock.Instant)?.self) { group in
+                    group.addTask {
+                        // Every release message (or a possible gap after a reconnect) wakes the waiter.
+                        for try await _ in releases { signal.notify() }
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    while true {
+                        let seen = signal.generation
+                        sentAt = clock.now
+                        switch try await attempt(name, keys: keys, options: options) {
+                        case .acquired(let lease):
+                            return (lease, sentAt)
+                        case .held(let remaining):
+                            let now = clock.now
+                            guard now < deadline else {
+                                throw StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)")
+                            }
+                            try Task.checkCancellation()
+                            // Sleep until woken, but never past the lock's own expiry (a dead
+                            // holder) nor the recheck interval, jittered so waiters spread out.
+                            let fallback = min(options.recheckInterval, remaining) * Double.random(in: 0.5...1)
+                            await signal.wait(after: seen, timeout: min(fallback, deadline - now))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One acquisition attempt. A reply lost to a timeout or a dropped connection is
+    /// resolved by reading the lock back: if it holds our token, it is ours.
+    func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> Attempt {
+        let token = Self.randomToken()
+        let arguments: [RedisArgument] = [RedisArgument(token), RedisArgument(options.leaseDuration.milliseconds)]
+        let lockKeys: [RedisArgument] = [RedisArgument(keys.lock), RedisArgument(keys.fence)]
+        let reply: RedisValue
+        do {
+            reply = try await client.run(LockScripts.acquire, keys: lockKeys, arguments: arguments)
+        } catch let error as RedisError where error.code == .timeout || error.code == .connectionLost {
+            return try await resolveAmbiguous(name, keys: keys, token: token, options: options, cause: error)
+        } catch let error as RedisError {
+            throw StampedeError(.redisUnavailable, "could not acquire lock '\(name)'", underlying: error)
+        } catch {
+            throw StampedeError(.redisUnavailable, "could not acquire lock '\(name)': \(error)")
+        }
+        guard case .array(let parts) = reply, parts.count == 2, let flag = parts[0].int, let number = parts[1].int else {
+            throw StampedeError(.redisUnavailable, "unexpected reply to the acquire script: \(reply)")
+        }
+        if flag == 1 {
+            return .acquired(Lease(name: name, token: token, fence: FencingToken(number)))
+        }
+        // PTTL is -1 for a lock without expiry (never set by us) and -2 if it just vanished.
+        return .held(remaining: number > 0 ? .milliseconds(number) : .milliseconds(1))
+    }
+
+    private func resolveAmbiguous(
+        _ name: String, keys: Keys, token: String, options: LockOptions, cause: RedisError
+    ) async throws(StampedeError) -> Attempt {
+        do {
+            let reply = try await client.run(
+                LockScripts.confirm, keys: [RedisArgument(keys.lock), RedisArgument(keys.fence)], arguments: [RedisArgument(token)])
+            if let fence = reply.int {
+                logger.debug("acquire reply was lost, but the lock holds our token", metadata: ["stampede.lock": "\(name)"])
+                return .acquired(Lease(name: name, token: token, fence: FencingToken(fence)))
+            }
+            return .held(remaining: options.recheckInterval)
+        } catch {
+            // We cannot tell whether the lock is ours. Do not leave it held for nothing:
+            // keep trying to release this token until the lease would have run out anyway.
+            releaseOrphan(keys: keys, token: token, leaseDuration: options.leaseDuration)
+            throw StampedeError(.redisUnavailable, "could not acquire lock '\(name)'", underlying: cause)
+        }
+    }
+
+    /// Best effort, in the background: deletes a lock that may hold `token`.
+    private func releaseOrphan(keys: Keys, token: String, leaseDuration: Duration) {
+        let client = self.client
+        let logger = self.logger
+        Task {
+            let clock = ContinuousClock()
+            let giveUp = clock.now + leaseDuration
+            while clock.now < giveUp {
+                do {
+                    try await client.run(
+                        LockScripts.release, keys: [RedisArgument(keys.lock)],
+                        arguments: [RedisArgument(token), RedisArgument(keys.channel)])
+                    logger.debug("released a lock whose acquisition reply was lost", metadata: ["stampede.lock": "\(keys.lock)"])
+                    return
+                } catch {
+                    try? await Task.sleep(for: leaseDuration / 8)
+                }
+            }
+        }
+    }
+
+    /// 128 random bits as hex: unguessable, so no other holder can release or renew our lock.
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        let hex = [high, low].map { word -> String in
+            let digits = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return hex.joined()
+    }
+}

@@ -1,0 +1,165 @@
+import Logging
+import StampedeRedis
+
+/// A lock in Redis that survives slow work and says when it is lost.
+///
+/// ```swift
+/// let mutex = RedisMutex(client: client)
+/// try await mutex.withLock("invoice:7", options: .init(leaseDuration: .seconds(5))) { lease in
+///     try await ledger.post(invoice, fence: lease.fence)
+/// }
+/// ```
+///
+/// - Acquiring is one `SET lock token NX PX lease` with an `INCR` of the lock's fence in the
+///   same script, so each acquisition gets a growing ``FencingToken``.
+/// - While the body runs a watchdog renews the lease every third of
+///   ``LockOptions/leaseDuration``, only if the lock still holds this acquisition's token.
+///   If the holder process dies, the lock frees itself when the lease runs out.
+/// - When a renewal finds the token gone, or Redis stays unreachable until the lease would
+///   have run out, the lease is **lost**: the body's task is cancelled,
+///   ``LockOptions/onLeaseLost`` runs, a warning is logged, and `withLock` throws
+///   ``StampedeError/Code/leaseLost`` instead of returning the body's result.
+/// - Releasing deletes the lock only if it holds this token, and publishes a message that
+///   wakes the waiters at once; they fall back to a jittered re-check at most every
+///   ``LockOptions/recheckInterval``.
+///
+/// Locks are not reentrant: taking a lock the current task tree already holds throws
+/// ``StampedeError/Code/reentrantLock`` rather than waiting for itself.
+///
+/// Redis keys for lock `NAME`: `PREFIX{NAME}` (the lock), `PREFIX{NAME}:fence`; wake-ups go
+/// on channel `PREFIX{NAME}:released`. The hash tag keeps both keys in one cluster slot.
+public final class RedisMutex: Sendable {
+    public let client: RedisClient
+    /// Prepended to every key and channel. Default: `"stampede:lock:"`.
+    public let keyPrefix: String
+    let logger: Logger
+    let metrics: LockMetrics
+
+    /// The longest lock name accepted, in UTF-8 bytes.
+    public static let maximumNameLength = 1024
+
+    @TaskLocal static var heldLocks: Set<String> = []
+
+    public init(
+        client: RedisClient,
+        keyPrefix: String = "stampede:lock:",
+        logger: Logger = Logger(label: "stampede.lock", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.client = client
+        self.keyPrefix = keyPrefix
+        self.logger = logger
+        self.metrics = LockMetrics()
+    }
+
+    struct Keys {
+        let lock: String
+        let fence: String
+        let channel: String
+    }
+
+    func keys(for name: String) -> Keys {
+        let base = "\(keyPrefix){\(name)}"
+        return Keys(lock: base, fence: base + ":fence", channel: base + ":released")
+    }
+
+    /// Runs `body` while holding the lock `name`, waiting up to ``LockOptions/maximumWait``
+    /// for it.
+    ///
+    /// - Returns: what `body` returns.
+    /// - Throws: ``StampedeError``: ``StampedeError/Code/waitTimedOut``,
+    ///   ``StampedeError/Code/leaseLost`` (the body was cancelled, or finished after the lease
+    ///   was gone), ``StampedeError/Code/redisUnavailable``,
+    ///   ``StampedeError/Code/invalidArgument``, ``StampedeError/Code/reentrantLock``; or what
+    ///   `body` throws.
+    public func withLock<Result: Sendable>(
+        _ name: String,
+        options: LockOptions = LockOptions(),
+        _ body: @Sendable (Lease) async throws -> Result
+    ) async throws -> Result {
+        guard let result = try await run(name, options: options, wait: true, body) else {
+            throw StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)")
+        }
+        return result
+    }
+
+    /// Runs `body` under the lock `name` if it is free now; returns `nil` without waiting if
+    /// it is held. Otherwise as ``withLock(_:options:_:)``.
+    public func tryLock<Result: Sendable>(
+        _ name: String,
+        options: LockOptions = LockOptions(),
+        _ body: @Sendable (Lease) async throws -> Result
+    ) async throws -> Result? {
+        try await run(name, options: options, wait: false, body)
+    }
+
+    private func run<Result: Sendable>(
+        _ name: String, options: LockOptions, wait: Bool, _ body: @Sendable (Lease) async throws -> Result
+    ) async throws -> Result? {
+        try options.validate()
+        try Self.validate(name: name)
+        let keys = keys(for: name)
+        guard !Self.heldLocks.contains(keys.lock) else {
+            throw StampedeError(.reentrantLock, "this task already holds lock '\(name)'; locks are not reentrant")
+        }
+        let clock = ContinuousClock()
+        let waitStart = clock.now
+        guard let (lease, acquiredAt) = try await acquire(name, keys: keys, options: options, wait: wait) else { return nil }
+        metrics.acquired.increment()
+        metrics.waitTime.recordNanoseconds(Int64((clock.now - waitStart) / .nanoseconds(1)))
+        logger.debug("lock acquired", metadata: ["stampede.lock": "\(name)", "stampede.fence": "\(lease.fence)"])
+        return try await Self.$heldLocks.withValue(Self.heldLocks.union([keys.lock])) {
+            try await hold(lease, keys: keys, acquiredAt: acquiredAt, options: options, body)
+        }
+    }
+
+    static func validate(name: String) throws(StampedeError) {
+        guard !name.isEmpty else { throw StampedeError(.invalidArgument, "a lock name must not be empty") }
+        guard name.utf8.count <= maximumNameLength else {
+            throw StampedeError(.invalidArgument, "a lock name may have at most \(maximumNameLength) bytes, got \(name.utf8.count)")
+        }
+    }
+
+    // MARK: Fencing
+
+    /// Whether `fence` is the newest acquisition of lock `name`: no one has taken the lock since.
+    public func isCurrent(_ fence: FencingToken, for name: String) async throws -> Bool {
+        try Self.validate(name: name)
+        let reply = try await redis { try await client.send("GET", RedisArgument(keys(for: name).fence)) }
+        return reply.int == fence.value
+    }
+
+    /// Stores `value` at `key` unless a write with a newer fencing token reached `key` first;
+    /// the highest token seen is kept at `key:fence`. This is the storage-side check that makes
+    /// a stale holder's late write harmless.
+    ///
+    /// - Returns: `true` when written, `false` when rejected as coming from an older holder.
+    public func setIfFenceIsNewest(_ value: [UInt8], at key: String, fence: FencingToken) async throws -> Bool {
+        let reply = try await redis {
+            try await client.run(
+                LockScripts.fencedSet, keys: [RedisArgument(key), RedisArgument(key + ":fence")],
+                arguments: [RedisArgument(bytes: value), RedisArgument(fence.value)])
+        }
+        return reply.int == 1
+    }
+
+    /// Runs a Redis call, turning its failure into ``StampedeError/Code/redisUnavailable``.
+    func redis<T>(_ call: () async throws -> T) async throws(StampedeError) -> T {
+        do {
+            return try await call()
+        } catch let error as RedisError {
+            throw StampedeError(.redisUnavailable, "Redis failed", underlying: error)
+        } catch let error as StampedeError {
+            throw error
+        } catch {
+            throw StampedeError(.redisUnavailable, "Redis failed: \(error)")
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 1.
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+}

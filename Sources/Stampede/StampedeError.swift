@@ -1,0 +1,54 @@
+import StampedeRedis
+
+/// An error raised by Stampede's locks and cache.
+///
+/// Errors compare by ``code`` alone. A Redis failure underneath keeps its ``RedisError`` in
+/// ``underlying``.
+public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of failure. New codes may be added; switch with a `default` case.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        enum Base: String, Sendable {
+            case leaseLost, waitTimedOut, redisUnavailable, invalidArgument, reentrantLock, noQuorum
+        }
+        let base: Base
+
+        /// The lease ended while its holder still ran: its token was gone or replaced at a
+        /// renewal, or Redis could not be reached until the lease ran out by the local clock.
+        public static let leaseLost = Code(base: .leaseLost)
+        /// The lock stayed held for the whole maximum wait.
+        public static let waitTimedOut = Code(base: .waitTimedOut)
+        /// Redis could not be reached or answered with an error; see ``StampedeError/underlying``.
+        public static let redisUnavailable = Code(base: .redisUnavailable)
+        /// A name, duration or option was out of range; the message says which.
+        public static let invalidArgument = Code(base: .invalidArgument)
+        /// The task tree already holds this lock: locks are not reentrant.
+        public static let reentrantLock = Code(base: .reentrantLock)
+        /// Redlock could not lock a majority of its masters within the validity time.
+        public static let noQuorum = Code(base: .noQuorum)
+
+        public var description: String { base.rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+    /// The Redis error behind a ``Code/redisUnavailable`` error.
+    public let underlying: RedisError?
+    /// Where the error was raised, for diagnostics.
+    public let location: String
+
+    public init(_ code: Code, _ message: String, underlying: RedisError? = nil, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+        self.location = "\(file):\(line)"
+    }
+
+    public var description: String {
+        var text = "StampedeError.\(code): \(message)"
+        if let underlying { text += " (\(underlying.code): \(underlying.message))" }
+        return text + " (raised at \(location))"
+    }
+
+    public static func == (lhs: StampedeError, rhs: StampedeError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}

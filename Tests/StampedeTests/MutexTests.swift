@@ -1,0 +1,212 @@
+@testable import Stampede
+import StampedeTestSupport
+import Synchronization
+import Testing
+
+/// A counter that tasks can bump from anywhere.
+final class Tally: Sendable {
+    private let value = Mutex(0)
+    func add(_ amount: Int = 1) { value.withLock { $0 += amount } }
+    var count: Int { value.withLock { $0 } }
+}
+
+@Suite("RedisMutex")
+struct MutexTests {
+    func mutex(_ client: RedisClient) -> RedisMutex {
+        RedisMutex(client: client, keyPrefix: uniquePrefix())
+    }
+
+    @Test func excludesConcurrentHoldersInOneProcess() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let counter = uniquePrefix() + "counter"
+            let inside = Tally()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        for _ in 0..<10 {
+                            try await mutex.withLock("counter") { _ in
+                                inside.add()
+                                #expect(inside.count == 1, "two holders at once")
+                                let current = try await client.send("GET", RedisArgument(counter)).int ?? 0
+                                try await client.send("SET", RedisArgument(counter), RedisArgument(current + 1))
+                                inside.add(-1)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await client.send("GET", RedisArgument(counter)).int == 200)
+        }
+    }
+
+    @Test func fencingTokensGrowWithEveryAcquisition() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            var fences: [FencingToken] = []
+            for _ in 0..<5 {
+                let fence = try await mutex.withLock("fenced") { lease in lease.fence }
+                fences.append(fence)
+            }
+            #expect(fences == fences.sorted())
+            #expect(Set(fences).count == 5)
+            #expect(try await mutex.isCurrent(fences.last!, for: "fenced"))
+            #expect(try await !mutex.isCurrent(fences.first!, for: "fenced"))
+        }
+    }
+
+    @Test func aHolderThatRunsThreeLeasesKeepsTheLock() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let options = LockOptions(leaseDuration: .milliseconds(300))
+            let others = Tally()
+            try await mutex.withLock("slow", options: options) { _ in
+                // 900 ms of work under a 300 ms lease: nobody else gets in meanwhile.
+                for _ in 0..<9 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    // From outside this task tree (a detached task inherits no held locks).
+                    let other = try await Task.detached { try await mutex.tryLock("slow", options: options) { _ in true } }.value
+                    if other != nil { others.add() }
+                }
+            }
+            #expect(others.count == 0)
+            // Released at the end: free again.
+            #expect(try await mutex.tryLock("slow", options: options) { _ in true } == true)
+        }
+    }
+
+    @Test func tryLockReturnsNilWithoutWaitingWhenHeld() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let holderIn = AsyncSignal()
+            let release = AsyncSignal()
+            async let holder: Void = mutex.withLock("busy") { _ in
+                holderIn.notify()
+                await release.wait(after: 0, timeout: .seconds(10))
+            }
+            await holderIn.wait(after: 0, timeout: .seconds(10))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let result = try await mutex.tryLock("busy") { _ in "got it" }
+            #expect(result == nil)
+            #expect(clock.now - start < .seconds(1), "tryLock must not wait")
+            release.notify()
+            try await holder
+        }
+    }
+
+    @Test func aWaiterIsWokenByTheReleaseNotByPolling() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            // Fallback re-checks 30 s apart: only the release message can wake the waiter in time.
+            let options = LockOptions(leaseDuration: .seconds(30), maximumWait: .seconds(20), recheckInterval: .seconds(30))
+            let holderIn = AsyncSignal()
+            let clock = ContinuousClock()
+            async let holder: ContinuousClock.Instant = mutex.withLock("wake", options: options) { _ in
+                holderIn.notify()
+                try await Task.sleep(for: .milliseconds(200))
+                return clock.now
+            }
+            await holderIn.wait(after: 0, timeout: .seconds(10))
+            let acquiredAt = try await mutex.withLock("wake", options: options) { _ in clock.now }
+            let releasedAt = try await holder
+            #expect(acquiredAt - releasedAt < .seconds(5), "woken \(acquiredAt - releasedAt) after the release")
+        }
+    }
+
+    @Test func waitingGivesUpAfterTheMaximumWait() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let holderIn = AsyncSignal()
+            let release = AsyncSignal()
+            async let holder: Void = mutex.withLock("held") { _ in
+                holderIn.notify()
+                await release.wait(after: 0, timeout: .seconds(10))
+            }
+            await holderIn.wait(after: 0, timeout: .seconds(10))
+            let error = await stampedeError {
+                try await mutex.withLock("held", options: .init(maximumWait: .milliseconds(300))) { _ in }
+            }
+            #expect(error?.code == .waitTimedOut)
+            release.notify()
+            try await holder
+        }
+    }
+
+    @Test func locksAreNotReentrant() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let error = await stampedeError {
+                try await mutex.withLock("outer") { _ in
+                    try await mutex.withLock("outer") { _ in }
+                }
+            }
+            #expect(error?.code == .reentrantLock)
+            // Other names nest fine.
+            let nested = try await mutex.withLock("a") { _ in try await mutex.withLock("b") { _ in 1 } }
+            #expect(nested == 1)
+        }
+    }
+
+    @Test func rejectsBadInput() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let cases: [(String, LockOptions)] = [
+                ("", LockOptions()),
+                (String(repeating: "x", count: RedisMutex.maximumNameLength + 1), LockOptions()),
+                ("ok", LockOptions(leaseDuration: .zero)),
+                ("ok", LockOptions(leaseDuration: .seconds(-1))),
+                ("ok", LockOptions(maximumWait: .milliseconds(-1))),
+                ("ok", LockOptions(recheckInterval: .zero)),
+            ]
+            for (name, options) in cases {
+                let error = await stampedeError { try await mutex.withLock(name, options: options) { _ in } }
+                #expect(error?.code == .invalidArgument, "\(name.prefix(10)) \(options.leaseDuration)")
+            }
+        }
+    }
+
+    @Test func theBodysErrorReachesTheCallerAndTheLockIsReleased() async throws {
+        struct Oops: Error {}
+        try await withSharedClient { client, _ async throws in
+            let mutex = mutex(client)
+            await #expect(throws: Oops.self) { try await mutex.withLock("err") { _ in throw Oops() } }
+            #expect(try await mutex.tryLock("err") { _ in true } == true)
+        }
+    }
+
+    @Test func aLockDeletedUnderTheHolderIsLostTheBodyCancelledAndTheHandlerRun() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let handled = Tally()
+            let cancelled = Tally()
+            let options = LockOptions(leaseDuration: .milliseconds(300), onLeaseLost: { loss in
+                #expect(loss.reason == .tokenGone)
+                handled.add()
+            })
+            let error = await stampedeError {
+                try await mutex.withLock("stolen", options: options) { _ in
+                    // Someone deletes the lock (a failover would do the same).
+                    try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{stolen}"))
+                    do { try await Task.sleep(for: .seconds(10)) } catch { cancelled.add() }
+                }
+            }
+            #expect(error?.code == .leaseLost)
+            #expect(handled.count == 1)
+            #expect(cancelled.count == 1, "the body was not cancelled")
+        }
+    }
+}
+
+/// The error `body` throws as a ``StampedeError``, or `nil`.
+func stampedeError(_ body: () async throws -> Void) async -> StampedeError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as StampedeError {
+        return error
+    } catch {
+        return nil
+    }
+}
