@@ -59,18 +59,24 @@ struct MutexTests {
     @Test func aHolderThatRunsThreeLeasesKeepsTheLock() async throws {
         try await withSharedClient { client, _ in
             let mutex = mutex(client)
-            let options = LockOptions(leaseDuration: .milliseconds(300))
+            let options = LockOptions(leaseDuration: .milliseconds(600))
             let others = Tally()
-            try await mutex.withLock("slow", options: options) { _ in
-                // 900 ms of work under a 300 ms lease: nobody else gets in meanwhile.
+            let renewedPastItsTTL = Tally()
+            let clock = ContinuousClock()
+            try await mutex.withLock("slow", options: options) { lease in
+                let start = clock.now
+                // 1.8 s of work under a 600 ms lease: the lock stays ours and nobody else gets in.
                 for _ in 0..<9 {
-                    try await Task.sleep(for: .milliseconds(100))
+                    try await Task.sleep(for: .milliseconds(200))
                     // From outside this task tree (a detached task inherits no held locks).
                     let other = try await Task.detached { try await mutex.tryLock("slow", options: options) { _ in true } }.value
                     if other != nil { others.add() }
+                    let holder = try await client.send("GET", RedisArgument(mutex.keyPrefix + "{slow}")).string
+                    if holder == lease.token && clock.now - start > .milliseconds(700) { renewedPastItsTTL.add() }
                 }
             }
             #expect(others.count == 0)
+            #expect(renewedPastItsTTL.count > 0, "the lock never outlived its TTL")
             // Released at the end: free again.
             #expect(try await mutex.tryLock("slow", options: options) { _ in true } == true)
         }
