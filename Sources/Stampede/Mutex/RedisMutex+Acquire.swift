@@ -8,19 +8,18 @@ extension RedisMutex {
         case held(remaining: Duration)
     }
 
-    /// Takes the lock, waiting for it if `wait` is set. Returns the lease and the local time
-    /// just before the winning attempt was sent (the lease's local start), or `nil` when the
-    /// lock is held and `wait` is not set.
+    /// Takes the lock, waiting for it until `deadline` if one is given. Returns the lease and
+    /// the local time just before the winning attempt was sent (the lease's local start), or
+    /// `nil` when the lock is held and there is no deadline.
     func acquire(
-        _ name: String, keys: Keys, options: LockOptions, wait: Bool
+        _ name: String, keys: Keys, options: LockOptions, deadline: ContinuousClock.Instant?
     ) async throws(StampedeError) -> (Lease, ContinuousClock.Instant)? {
         let clock = ContinuousClock()
-        let deadline = clock.now + options.maximumWait
         // Fast path: a free lock costs one round trip and no subscription.
         var sentAt = clock.now
         if case .acquired(let lease) = try await attempt(name, keys: keys, options: options) { return (lease, sentAt) }
         metrics.contended.increment()
-        guard wait, clock.now < deadline else { return nil }
+        guard let deadline, clock.now < deadline else { return nil }
 
         // Subscribe, then try again before waiting, so a release between the first attempt
         // and the subscription is not missed.

@@ -21,7 +21,9 @@ import StampedeRedis
 ///   ``StampedeError/Code/leaseLost`` instead of returning the body's result.
 /// - Releasing deletes the lock only if it holds this token, and publishes a message that
 ///   wakes the waiters at once; they fall back to a jittered re-check at most every
-///   ``LockOptions/recheckInterval``.
+///   ``LockOptions/recheckInterval``. Within one process, waiters for one name queue first
+///   come, first served, and only the first of them contends in Redis, so a release wakes
+///   one task per process rather than every waiter.
 ///
 /// Locks are not reentrant: taking a lock the current task tree already holds throws
 /// ``StampedeError/Code/reentrantLock`` rather than waiting for itself.
@@ -34,6 +36,8 @@ public final class RedisMutex: Sendable {
     public let keyPrefix: String
     let logger: Logger
     let metrics: LockMetrics
+    /// One contender per lock name in this process; the others queue here.
+    let gates = LocalGates()
 
     /// The longest lock name accepted, in UTF-8 bytes.
     public static let maximumNameLength = 1024
@@ -103,7 +107,19 @@ public final class RedisMutex: Sendable {
         }
         let clock = ContinuousClock()
         let waitStart = clock.now
-        guard let (lease, acquiredAt) = try await acquire(name, keys: keys, options: options, wait: wait) else { return nil }
+        let deadline = waitStart + options.maximumWait
+        // First this process's queue for the name, then Redis.
+        let gate = gates.checkOut(keys.lock)
+        defer { gates.checkIn(keys.lock) }
+        let admitted = wait ? await gate.enter(until: deadline) : gate.tryEnter()
+        guard admitted else {
+            metrics.contended.increment()
+            if wait { throw StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)") }
+            return nil
+        }
+        defer { gate.leave() }
+        guard let (lease, acquiredAt) = try await acquire(name, keys: keys, options: options, deadline: wait ? deadline : nil)
+        else { return nil }
         metrics.acquired.increment()
         metrics.waitTime.recordNanoseconds(Int64((clock.now - waitStart) / .nanoseconds(1)))
         logger.debug("lock acquired", metadata: ["stampede.lock": "\(name)", "stampede.fence": "\(lease.fence)"])

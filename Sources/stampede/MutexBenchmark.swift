@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import Stampede
+import StampedeRedis
+
+/// Figures for RedisMutex: uncontended lock rate and hand-off latency across processes.
+struct MutexBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mutex-benchmark",
+        abstract: "RedisMutex: uncontended acquire+release rate, and hand-off latency with many waiters across processes.",
+        discussion: """
+            Without --redis, starts a throwaway redis-server. With --redis, uses keys under \
+            'stampede:bench:mutex:' only and deletes them afterwards.
+            """
+    )
+
+    @Option(help: "Redis URL. Default: a throwaway server.")
+    var redis: String?
+    @Option(help: "Sequential withLock calls for the uncontended rate.")
+    var iterations: Int = 5_000
+    @Option(help: "Worker processes contending for one lock.")
+    var processes: Int = 4
+    @Option(help: "Waiting tasks in all, spread over the processes.")
+    var waiters: Int = 100
+    @Option(help: "How long the contention runs, in seconds.")
+    var duration: Int = 5
+    @Option(help: "How long each holder keeps the lock, in milliseconds.")
+    var holdMs: Int = 1
+
+    func validate() throws {
+        guard iterations >= 100 else { throw ValidationError("--iterations must be at least 100") }
+        guard (1...64).contains(processes) else { throw ValidationError("--processes must be within 1...64") }
+        guard waiters >= processes else { throw ValidationError("--waiters must be at least --processes") }
+        guard (1...600).contains(duration) else { throw ValidationError("--duration must be within 1...600 seconds") }
+        guard holdMs >= 0 else { throw ValidationError("--hold-ms must not be negative") }
+    }
+
+    func run() async throws {
+        let server: ServerChoice
+        do {
+            server = try await ServerChoice.resolve(url: redis) { print($0) }
+        } catch {
+            throw CleanExit.message("stampede: \(error)")
+        }
+        defer { server.finish() }
+        let prefix = "stampede:bench:mutex:"
+        let client = try RedisClient(configuration: server.configuration)
+        defer {
+            Task {
+                _ = try? await client.send("DEL", RedisArgument(prefix + "released-at"), RedisArgument(prefix + "holders"),
+                                           RedisArgument(prefix + "{contended}:fence"), RedisArgument(prefix + "{uncontended}:fence"))
+                await client.shutdown()
+            }
+        }
+        let mutex = RedisMutex(client: client, keyPrefix: prefix)
+
+        // Uncontended: one task, one connection, acquire and release back to back.
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<iterations { try await mutex.withLock("uncontended") { _ in } }
+        let rate = Double(iterations) / seconds(clock.now - start)
+        print("Uncontended withLock (acquire + release), one task, one connection: \(Int(rate)) per second")
+
+        // Contended: waiters across processes, all on one lock.
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        print("Hand-off: \(waiters) waiters in \(processes) processes on one lock, each holding it \(holdMs) ms, for \(duration) s ...")
+        var workers: [(Process, Pipe)] = []
+        for index in 0..<processes {
+            let tasks = waiters / processes + (index < waiters % processes ? 1 : 0)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = [
+                "mutex-worker", "--redis", redisURL(server.configuration), "--name", "contended", "--mode", "handoff",
+                "--key-prefix", prefix, "--tasks", "\(tasks)", "--hold-ms", "\(holdMs)", "--duration-ms", "\(duration * 1000)",
+            ]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            workers.append((process, output))
+        }
+        var samples: [Int] = []
+        var violations = 0
+        for (process, output) in workers {
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("samples ") {
+                    samples += line.dropFirst(8).split(separator: ",").compactMap { Int($0) }
+                } else if line.hasPrefix("violations ") {
+                    violations += Int(line.dropFirst(11)) ?? 0
+                }
+            }
+            guard process.terminationStatus == 0 else { throw ToolError("a worker failed with status \(process.terminationStatus)") }
+        }
+        samples.sort()
+        guard !samples.isEmpty else { throw ToolError("no hand-offs were recorded") }
+        func percentile(_ p: Double) -> Double { Double(samples[min(samples.count - 1, Int(Double(samples.count) * p))]) / 1e6 }
+        print(String(format: "Hand-offs: %d, p50 %.3f ms, p99 %.3f ms, max %.3f ms; mutual-exclusion violations: %d",
+                     samples.count, percentile(0.5), percentile(0.99), percentile(1.0), violations))
+        if violations > 0 { throw ToolError("mutual exclusion was violated \(violations) times") }
+    }
+
+    /// The URL to hand to workers (the configuration, back as a URL).
+    private func redisURL(_ configuration: RedisConfiguration) -> String {
+        if let redis { return redis }
+        switch configuration.endpoint {
+        case .tcp(let host, let port): return "redis://\(host):\(port)/\(configuration.database)"
+        case .unixSocket(let path): return "unix://\(path)?db=\(configuration.database)"
+        }
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}
