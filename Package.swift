@@ -56,7 +56,11 @@ let package = Package(
         // Helpers the test suites share: servers, clients, waiting.
         .target(
             name: "StampedeTestSupport",
-            dependencies: ["StampedeRedis", "EmbeddedRedis"],
+            dependencies: [
+                "StampedeRedis", "EmbeddedRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/StampedeTestSupport"
         ),
         .testTarget(
@@ -68,6 +72,7 @@ let package = Package(
             dependencies: [
                 "Stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis",
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]

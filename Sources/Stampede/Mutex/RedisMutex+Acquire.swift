@@ -116,7 +116,7 @@ extension RedisMutex {
                     logger.debug("released a lock whose acquisition reply was lost", metadata: ["stampede.lock": "\(keys.lock)"])
                     return
                 } catch {
-                    try? await Task.sleep(for: leaseDuration / 8)
+                    try? await Task.sleep(for: min(leaseDuration / 8, .milliseconds(250)))
                 }
             }
         }

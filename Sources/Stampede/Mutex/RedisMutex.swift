@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import StampedeRedis
 
 /// A lock in Redis that survives slow work and says when it is lost.
@@ -44,15 +45,23 @@ public final class RedisMutex: Sendable {
 
     @TaskLocal static var heldLocks: Set<String> = []
 
+    /// - Parameters:
+    ///   - client: the Redis client the lock uses.
+    ///   - keyPrefix: prepended to every key and channel.
+    ///   - logger: acquisitions and releases at debug level, a lost lease as a warning.
+    ///   - metricsFactory: where the counters `stampede.lock.acquired`, `.contended`,
+    ///     `.renewals`, `.lost` and the timer `stampede.lock.wait` report. Default: the
+    ///     global `MetricsSystem`.
     public init(
         client: RedisClient,
         keyPrefix: String = "stampede:lock:",
-        logger: Logger = Logger(label: "stampede.lock", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "stampede.lock", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.client = client
         self.keyPrefix = keyPrefix
         self.logger = logger
-        self.metrics = LockMetrics()
+        self.metrics = LockMetrics(factory: metricsFactory)
     }
 
     struct Keys {

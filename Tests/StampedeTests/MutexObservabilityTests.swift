@@ -1,0 +1,84 @@
+import MetricsTestKit
+@testable import Stampede
+import StampedeTestSupport
+import Testing
+
+@Suite("RedisMutex metrics and ambiguous replies", .serialized)
+struct MutexObservabilityTests {
+    @Test func countsAcquisitionsContentionRenewalsAndLosses() async throws {
+        try await withSharedClient { client, _ in
+            let metrics = TestMetrics()
+            let mutex = RedisMutex(client: client, keyPrefix: uniquePrefix(), metricsFactory: metrics)
+            try await mutex.withLock("a", options: .init(leaseDuration: .milliseconds(600))) { _ in
+                try await Task.sleep(for: .milliseconds(700))
+                // Held: a try from another task tree is contended.
+                _ = try await Task.detached { try await mutex.tryLock("a") { _ in } }.value
+            }
+            _ = await stampedeError {
+                try await mutex.withLock("b", options: .init(leaseDuration: .milliseconds(300))) { _ in
+                    try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{b}"))
+                    try await Task.sleep(for: .seconds(5))
+                }
+            }
+            #expect(try metrics.expectCounter("stampede.lock.acquired").totalValue == 2)
+            #expect(try metrics.expectCounter("stampede.lock.contended").totalValue == 1)
+            #expect(try metrics.expectCounter("stampede.lock.renewals").totalValue >= 1)
+            #expect(try metrics.expectCounter("stampede.lock.lost").totalValue == 1)
+            #expect(try metrics.expectTimer("stampede.lock.wait").values.count == 2)
+        }
+    }
+
+    /// The acquire reply is lost to a timeout, but the acquisition did happen: reading the
+    /// lock back finds our token, and the lock is ours.
+    @Test func anAcquireWhoseReplyTimedOutIsConfirmedByReadingTheLockBack() async throws {
+        try await withPrivateServer { server in
+            var configuration = try RedisConfiguration(url: server.url)
+            configuration.commandTimeout = .milliseconds(300)
+            try await withClient(configuration) { client in
+                let control = try RedisClient(configuration: RedisConfiguration(url: server.url))
+                defer { Task { await control.shutdown() } }
+                let mutex = RedisMutex(client: client)
+                try await client.send("PING")
+                // The server holds every command for 400 ms: the acquire times out at 300 ms,
+                // runs at 400 ms, and the read-back sent at 300 ms sees the lock is ours.
+                try await control.send("CLIENT", "PAUSE", "400", "ALL")
+                let fence = try await mutex.withLock("ambiguous", options: .init(leaseDuration: .seconds(30))) { $0.fence }
+                #expect(fence.value == 1)
+                #expect(try await client.send("EXISTS", "stampede:lock:{ambiguous}") == .integer(0), "released after use")
+            }
+        }
+    }
+
+    /// When even the read-back fails, the caller gets an error, and the lock that the lost
+    /// acquire took is released in the background instead of staying held for its whole
+    /// 30 s lease.
+    @Test func anUnconfirmableAcquireLeavesNoOrphanLock() async throws {
+        try await withPrivateServer { server in
+            let proxy = try await TestProxy.start(to: "127.0.0.1", port: server.port!)
+            var configuration = try RedisConfiguration(url: proxy.url)
+            configuration.commandTimeout = .milliseconds(150)
+            configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(50))
+            let control = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            try await withClient(configuration) { client in
+                let mutex = RedisMutex(client: client)
+                // Scripts cached on the server first (a NOSCRIPT reply lost on the way would
+                // mean the acquire never ran).
+                try await mutex.withLock("warm-up") { _ in }
+                try await client.run(LockScripts.confirm, keys: ["warm-up", "warm-up:fence"], arguments: ["-"])
+                // Commands reach Redis and run; their replies are lost on the way back.
+                proxy.set(.dropReplies)
+                let error = await stampedeError {
+                    try await mutex.withLock("orphan", options: .init(leaseDuration: .seconds(30))) { _ in }
+                }
+                #expect(error?.code == .redisUnavailable)
+                #expect(try await control.send("GET", "stampede:lock:{orphan}:fence").int == 1, "the acquire did run")
+                proxy.set(.forward)
+                #expect(await eventually(within: .seconds(8)) {
+                    (try? await control.send("EXISTS", "stampede:lock:{orphan}")) == .integer(0)
+                }, "the orphan lock was not released")
+            }
+            await control.shutdown()
+            await proxy.stop()
+        }
+    }
+}
