@@ -9,6 +9,7 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: String, Sendable {
             case leaseLost, waitTimedOut, redisUnavailable, invalidArgument, reentrantLock, noQuorum
+            case invalidKey, valueTooLarge, corruptEntry, loaderTimedOut, loadFailedElsewhere
         }
         let base: Base
 
@@ -25,6 +26,16 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let reentrantLock = Code(base: .reentrantLock)
         /// Redlock could not lock a majority of its masters within the validity time.
         public static let noQuorum = Code(base: .noQuorum)
+        /// A cache key was empty or longer than ``StampedeCache/maximumKeyLength``.
+        public static let invalidKey = Code(base: .invalidKey)
+        /// An encoded value was larger than the cache's maximum value size.
+        public static let valueTooLarge = Code(base: .valueTooLarge)
+        /// The cached bytes could not be decoded as the requested type.
+        public static let corruptEntry = Code(base: .corruptEntry)
+        /// The loader ran past ``CachePolicy/loaderHardTimeout``.
+        public static let loaderTimedOut = Code(base: .loaderTimedOut)
+        /// The loader failed in another process, and no stale value could be served instead.
+        public static let loadFailedElsewhere = Code(base: .loadFailedElsewhere)
 
         public var description: String { base.rawValue }
     }

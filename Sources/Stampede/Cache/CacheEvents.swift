@@ -1,0 +1,165 @@
+import Logging
+import StampedeRedis
+import Synchronization
+
+/// The cache's pub/sub side: one subscription per cache to its namespace's channel, turned
+/// into per-key wake-ups for the callers waiting on another process's load.
+///
+/// One channel per namespace, with the key in the message, rather than one per key: a
+/// waiting caller then needs no SUBSCRIBE round trip of its own (the subscription is already
+/// there), and the same stream will serve near caches, which must hear every fill and
+/// invalidation anyway.
+final class CacheEvents: Sendable {
+    /// What happened to a key.
+    enum Kind: Sendable, Equatable {
+        case filled
+        case failed
+        case invalidated
+        /// The subscription was restored after a gap: anything may have happened.
+        case unknown
+    }
+
+    private struct State {
+        /// Per key: how many events so far, and the last one.
+        var keys: [String: (generation: Int, last: Kind, signal: AsyncSignal, users: Int)] = [:]
+        var listener: Task<Void, Never>?
+        var isListening = false
+        var isClosed = false
+    }
+
+    private let state = Mutex(State())
+    private let client: RedisClient
+    let channel: String
+    private let logger: Logger
+    let notifications: @Sendable () -> Void
+
+    init(client: RedisClient, channel: String, logger: Logger, notifications: @escaping @Sendable () -> Void) {
+        self.client = client
+        self.channel = channel
+        self.logger = logger
+        self.notifications = notifications
+    }
+
+    static func message(_ kind: Kind, key: String) -> String {
+        switch kind {
+        case .filled: return "F" + key
+        case .failed: return "E" + key
+        case .invalidated, .unknown: return "I" + key
+        }
+    }
+
+    /// Starts listening if not yet; returns whether the subscription is confirmed, waiting at
+    /// most `limit` for it. Without it, waiters fall back to re-checking on a timer.
+    func ensureListening(within limit: Duration) async -> Bool {
+        let ready = AsyncSignal()
+        let (start, alreadyListening) = state.withLock { state -> (Bool, Bool) in
+            if state.isListening { return (false, true) }
+            if state.listener != nil || state.isClosed { return (false, false) }
+            state.listener = Task { await self.listen(ready: ready) }
+            return (true, false)
+        }
+        if alreadyListening { return true }
+        if start { await ready.wait(after: 0, timeout: limit) }
+        return state.withLock { $0.isListening }
+    }
+
+    private func listen(ready: AsyncSignal) async {
+        do {
+            try await client.subscribe(to: [channel]) { events in
+                state.withLock { $0.isListening = true }
+                ready.notify()
+                for try await event in events {
+                    switch event {
+                    case .message(let message):
+                        guard let first = message.payload.first else { continue }
+                        let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
+                        let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
+                        notify(key: key, kind: kind)
+                    case .messagesMayHaveBeenMissed:
+                        logger.debug("cache subscription restored; waking every waiter to re-check")
+                        notifyAll()
+                    }
+                }
+            }
+        } catch {
+            logger.debug("cache subscription ended", metadata: ["stampede.error": "\(error)"])
+        }
+        // Ended (Redis down at subscribe time, or shut down): the next wait starts a new one;
+        // meanwhile waiters re-check on their timers.
+        state.withLock { state in
+            state.isListening = false
+            state.listener = nil
+        }
+        ready.notify()
+        notifyAll()
+    }
+
+    private func notify(key: String, kind: Kind) {
+        let signal = state.withLock { state -> AsyncSignal? in
+            guard var entry = state.keys[key] else { return nil }
+            entry.generation += 1
+            entry.last = kind
+            state.keys[key] = entry
+            return entry.signal
+        }
+        if let signal {
+            notifications()
+            signal.notify()
+        }
+    }
+
+    private func notifyAll() {
+        let signals = state.withLock { state -> [AsyncSignal] in
+            for key in state.keys.keys {
+                state.keys[key]!.generation += 1
+                state.keys[key]!.last = .unknown
+            }
+            return state.keys.values.map(\.signal)
+        }
+        for signal in signals { signal.notify() }
+    }
+
+    /// Registers interest in `key`; returns the generation to wait after.
+    func watch(_ key: String) -> Int {
+        state.withLock { state in
+            if var entry = state.keys[key] {
+                entry.users += 1
+                state.keys[key] = entry
+                return entry.generation
+            }
+            state.keys[key] = (0, .unknown, AsyncSignal(), 1)
+            return 0
+        }
+    }
+
+    func unwatch(_ key: String) {
+        state.withLock { state in
+            guard var entry = state.keys[key] else { return }
+            entry.users -= 1
+            state.keys[key] = entry.users > 0 ? entry : nil
+        }
+    }
+
+    /// Waits for an event on `key` after `generation`, at most `timeout`. Returns the event
+    /// and the new generation, or `nil` on timeout.
+    func wait(for key: String, after generation: Int, timeout: Duration) async -> (Kind, Int)? {
+        guard let signal = state.withLock({ $0.keys[key]?.signal }) else { return nil }
+        // The signal's own generation counts events for this key only.
+        let current = { self.state.withLock { $0.keys[key].map { ($0.last, $0.generation) } } }
+        // Read the signal's generation before checking, so an event in between is not lost.
+        let seen = signal.generation
+        if let (kind, now) = current(), now > generation { return (kind, now) }
+        await signal.wait(after: seen, timeout: timeout)
+        if let (kind, now) = current(), now > generation { return (kind, now) }
+        return nil
+    }
+
+    func close() async {
+        let listener = state.withLock { state -> Task<Void, Never>? in
+            state.isClosed = true
+            return state.listener
+        }
+        listener?.cancel()
+        await listener?.value
+    }
+}

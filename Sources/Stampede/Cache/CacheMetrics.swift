@@ -1,0 +1,46 @@
+import Metrics
+
+/// The cache's swift-metrics instruments, all labelled `stampede.cache.*`.
+struct CacheMetrics: Sendable {
+    /// Fresh values served.
+    let hits: Counter
+    /// Stale values served (stale-while-revalidate, stale-if-error, soft timeout).
+    let staleServed: Counter
+    /// Lookups that found no usable value.
+    let misses: Counter
+    /// Loader calls made by this process.
+    let loads: Counter
+    /// Loader calls that threw or timed out.
+    let loadErrors: Counter
+    /// Callers that joined another caller's lookup in this process.
+    let coalesced: Counter
+    /// Lookups that found another process loading and waited for it.
+    let leaseContended: Counter
+    /// Loads whose lease was lost while they ran.
+    let leaseLost: Counter
+    /// Fills rejected because someone took over or invalidated meanwhile.
+    let fillsRejected: Counter
+    /// Waits for another process's load that timed out.
+    let waitTimeouts: Counter
+    /// Fill, failure and invalidation messages received.
+    let notifications: Counter
+    /// Time the loader took.
+    let loadTime: Timer
+
+    init(factory: (any MetricsFactory)?) {
+        let factory = factory ?? MetricsSystem.factory
+        func counter(_ name: String) -> Counter { Counter(label: "stampede.cache.\(name)", factory: factory) }
+        hits = counter("hits")
+        staleServed = counter("stale_served")
+        misses = counter("misses")
+        loads = counter("loads")
+        loadErrors = counter("load_errors")
+        coalesced = counter("coalesced")
+        leaseContended = counter("lease_contended")
+        leaseLost = counter("lease_lost")
+        fillsRejected = counter("fills_rejected")
+        waitTimeouts = counter("wait_timeouts")
+        notifications = counter("notifications")
+        loadTime = Timer(label: "stampede.cache.load", factory: factory)
+    }
+}

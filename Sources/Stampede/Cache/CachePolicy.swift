@@ -1,0 +1,89 @@
+/// How one cache entry is kept, refreshed and loaded. Cache-wide defaults live in the
+/// ``StampedeCache`` configuration; any call can pass its own.
+public struct CachePolicy: Sendable {
+    /// What to do when Redis cannot be reached.
+    public enum RedisUnavailable: Sendable {
+        /// Call the loader (one call per process and key at a time) and log at debug.
+        case loadLocally
+        /// Throw ``StampedeError/Code/redisUnavailable``.
+        case fail
+    }
+
+    /// How long a value is fresh: served without a load. Default: 60 s.
+    public var timeToLive: Duration
+    /// How long past fresh a value may still be served while one caller fleet-wide refreshes
+    /// it in the background (callers get the old value at once). Default: zero (off).
+    public var staleWhileRevalidate: Duration
+    /// How long past fresh a value may be served when the loader fails, instead of the error.
+    /// Default: zero (off).
+    public var staleIfError: Duration
+    /// XFetch early refresh: a fresh value is refreshed ahead of expiry with a probability that
+    /// grows as expiry nears and with the last load's duration; one caller fleet-wide does it
+    /// while the rest keep the value. `nil` disables it. Default: 1.
+    public var earlyRefreshBeta: Double?
+    /// The fresh time of each fill is lengthened by a random amount up to this, so that keys
+    /// filled together do not expire together. Default: zero.
+    public var jitter: Duration
+    /// How long "no such value" (a loader that returned `nil`) is cached. Default: 10 s.
+    public var negativeTimeToLive: Duration
+    /// After this long, a caller waiting for a load that has a stale value to fall back on
+    /// gets the stale value; the load goes on and fills in the background. Default: `nil` (off).
+    public var loaderSoftTimeout: Duration?
+    /// After this long the load is abandoned (its task cancelled) and callers get
+    /// ``StampedeError/Code/loaderTimedOut`` (or a stale value if `staleIfError` allows).
+    /// Default: `nil` (off).
+    public var loaderHardTimeout: Duration?
+    /// The loader's lease in Redis; renewed every third of it while the loader runs.
+    /// Default: 10 s.
+    public var leaseDuration: Duration
+    /// How long a caller waits for another process's load before it asks again (and, if the
+    /// loader died, takes over once its lease expires). Default: 5 s.
+    public var waitTimeout: Duration
+    /// Default: ``RedisUnavailable/loadLocally``.
+    public var whenRedisUnavailable: RedisUnavailable
+
+    public init(
+        timeToLive: Duration = .seconds(60),
+        staleWhileRevalidate: Duration = .zero,
+        staleIfError: Duration = .zero,
+        earlyRefreshBeta: Double? = 1,
+        jitter: Duration = .zero,
+        negativeTimeToLive: Duration = .seconds(10),
+        loaderSoftTimeout: Duration? = nil,
+        loaderHardTimeout: Duration? = nil,
+        leaseDuration: Duration = .seconds(10),
+        waitTimeout: Duration = .seconds(5),
+        whenRedisUnavailable: RedisUnavailable = .loadLocally
+    ) {
+        self.timeToLive = timeToLive
+        self.staleWhileRevalidate = staleWhileRevalidate
+        self.staleIfError = staleIfError
+        self.earlyRefreshBeta = earlyRefreshBeta
+        self.jitter = jitter
+        self.negativeTimeToLive = negativeTimeToLive
+        self.loaderSoftTimeout = loaderSoftTimeout
+        self.loaderHardTimeout = loaderHardTimeout
+        self.leaseDuration = leaseDuration
+        self.waitTimeout = waitTimeout
+        self.whenRedisUnavailable = whenRedisUnavailable
+    }
+
+    /// How long past fresh an entry is kept in Redis: the longer of the two stale windows.
+    var staleWindow: Duration { max(staleWhileRevalidate, staleIfError) }
+
+    func validate() throws(StampedeError) {
+        func check(_ condition: Bool, _ message: String) throws(StampedeError) {
+            if !condition { throw StampedeError(.invalidArgument, message) }
+        }
+        try check(timeToLive >= .milliseconds(1), "timeToLive must be at least 1 ms, got \(timeToLive)")
+        try check(staleWhileRevalidate >= .zero, "staleWhileRevalidate must not be negative")
+        try check(staleIfError >= .zero, "staleIfError must not be negative")
+        try check(jitter >= .zero, "jitter must not be negative")
+        try check(negativeTimeToLive >= .zero, "negativeTimeToLive must not be negative")
+        try check(leaseDuration >= .milliseconds(3), "leaseDuration must be at least 3 ms, got \(leaseDuration)")
+        try check(waitTimeout > .zero, "waitTimeout must be positive")
+        if let beta = earlyRefreshBeta { try check(beta > 0 && beta.isFinite, "earlyRefreshBeta must be positive") }
+        if let soft = loaderSoftTimeout { try check(soft > .zero, "loaderSoftTimeout must be positive") }
+        if let hard = loaderHardTimeout { try check(hard > .zero, "loaderHardTimeout must be positive") }
+    }
+}

@@ -1,0 +1,105 @@
+import StampedeRedis
+
+/// The cache's Lua scripts: one round trip per decision, on Redis's clock (`TIME`), so that
+/// nodes with skewed clocks agree on what is fresh.
+///
+/// The entry is a hash at `{N:K}` with fields `ver` (format, "1"), `v` (value bytes), `f`
+/// (fence of the fill), `fu` and `su` (fresh-until and stale-until, ms since the epoch by
+/// Redis's clock), `d` (the last load's duration, ms) and `n` ("1" for a negative entry). It
+/// expires at `su`. Keys: KEYS[1] entry, KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
+enum CacheScripts {
+    /// ARGV: token, lease ms, early-refresh factor (-beta * ln(rand), 0 for none).
+    ///
+    /// Returns `{state, now, role, fence, lockTTL, corrupt, v, f, fu, su, d, n}`:
+    /// - state: "fresh", "stale" (past fresh, before stale-until) or "miss";
+    /// - role: "none" (fresh, no refresh wanted), "leader" (took the lease; fence is the new
+    ///   fence) or "follower" (someone else holds it; lockTTL is its remaining ms);
+    /// - corrupt: 1 when a foreign or unreadable value sat at the key (it is deleted);
+    /// - the entry's fields when there is an entry.
+    static let leaseGet = RedisScript("""
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local corrupt = 0
+        local e = false
+        local kind = redis.call('TYPE', KEYS[1])['ok']
+        if kind == 'hash' then
+          e = redis.call('HMGET', KEYS[1], 'ver', 'v', 'f', 'fu', 'su', 'd', 'n')
+          if e[1] ~= '1' or not e[2] or not tonumber(e[4]) or not tonumber(e[5]) then
+            e = false
+            corrupt = 1
+          end
+        elseif kind ~= 'none' then
+          corrupt = 1
+        end
+        if corrupt == 1 then redis.call('DEL', KEYS[1]) end
+        local state = 'miss'
+        if e then
+          local fu = tonumber(e[4])
+          if now < fu then
+            state = 'fresh'
+            local early = tonumber(ARGV[3])
+            local delta = tonumber(e[6]) or 0
+            if early <= 0 or now + delta * early < fu then
+              return {state, now, 'none', 0, 0, 0, e[2], e[3], e[4], e[5], e[6], e[7]}
+            end
+          elseif now < tonumber(e[5]) then
+            state = 'stale'
+          end
+        end
+        local role = 'follower'
+        local fence = 0
+        local ttl = 0
+        if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          role = 'leader'
+          fence = redis.call('INCR', KEYS[3])
+        else
+          ttl = redis.call('PTTL', KEYS[2])
+        end
+        if e then
+          return {state, now, role, fence, ttl, corrupt, e[2], e[3], e[4], e[5], e[6], e[7]}
+        end
+        return {state, now, role, fence, ttl, corrupt}
+        """)
+
+    /// Stores a fill if nothing took over or invalidated since the lease was taken.
+    /// ARGV: fence, value, fresh ms, stale ms (kept past fresh), load ms, negative ("1"/"0"),
+    /// token, channel, message. Returns 1 when stored, 0 when rejected.
+    static let fill = RedisScript("""
+        if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local fu = now + tonumber(ARGV[3])
+        local su = fu + tonumber(ARGV[4])
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], 'ver', '1', 'v', ARGV[2], 'f', ARGV[1], 'fu', fu, 'su', su, 'd', ARGV[5], 'n', ARGV[6])
+        redis.call('PEXPIREAT', KEYS[1], su)
+        if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
+        redis.call('PUBLISH', ARGV[8], ARGV[9])
+        return 1
+        """)
+
+    /// The loader failed: frees the lease (if still ours) and tells the followers at once.
+    /// ARGV: token, channel, message.
+    static let fail = RedisScript("""
+        if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+        redis.call('PUBLISH', ARGV[2], ARGV[3])
+        return 1
+        """)
+
+    /// Removes the entry (mode "remove") or marks it stale now, keeping it for stale serving
+    /// (mode "expire"); either way bumps the fence so that an in-flight fill is rejected.
+    /// ARGV: mode, channel, message. Returns the new fence.
+    static let invalidate = RedisScript("""
+        local fence = redis.call('INCR', KEYS[3])
+        if ARGV[1] == 'remove' then
+          redis.call('DEL', KEYS[1])
+        elseif redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+          local t = redis.call('TIME')
+          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          local fu = tonumber(redis.call('HGET', KEYS[1], 'fu') or '0')
+          if fu > now then redis.call('HSET', KEYS[1], 'fu', now) end
+        end
+        redis.call('PUBLISH', ARGV[2], ARGV[3])
+        return fence
+        """)
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Logging
+import StampedeRedis
+import Synchronization
+
+extension StampedeCache {
+    /// One lookup for this process (callers of the same key share it): read, and load, wait
+    /// or serve stale as the lease-get script decides.
+    func lookup(_ key: String, policy: CachePolicy, load: @escaping @Sendable () async throws -> [UInt8]?) async throws -> Lookup {
+        let keys = keys(for: key)
+        // Watch before reading, so that a fill between the read and the wait is not missed.
+        var seen = events.watch(key)
+        defer { events.unwatch(key) }
+        var listening = false
+        let clock = ContinuousClock()
+        while true {
+            try Task.checkCancellation()
+            let token = RedisMutex.randomToken()
+            // XFetch: refresh early when now - delta * beta * ln(rand) >= freshUntil.
+            let early = policy.earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
+            let sentAt = clock.now
+            let reply: LeaseGetReply
+            do {
+                reply = try LeaseGetReply(try await client.run(
+                    CacheScripts.leaseGet, keys: keys.all,
+                    arguments: [RedisArgument(token), RedisArgument(policy.leaseDuration.milliseconds), RedisArgument("\(early)")]))
+            } catch let error as RedisError {
+                return try await withoutRedis(key, policy: policy, load: load, cause: error)
+            }
+            if reply.wasCorrupt {
+                logger.debug("a foreign or corrupt entry was found and dropped", metadata: ["stampede.key": "\(key)"])
+            }
+            let lease = Lease(name: key, token: token, fence: FencingToken(reply.fence))
+
+            switch (reply.state, reply.role) {
+            case (.fresh, _):
+                metrics.hits.increment()
+                if reply.role == .leader {
+                    // Early refresh: this caller won the try-lock; it serves the fresh value
+                    // and refreshes in the background.
+                    refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
+                }
+                return Lookup(entry: reply.entry!)
+            case (.stale, _) where reply.now < reply.entry!.freshUntil + policy.staleWhileRevalidate.milliseconds:
+                metrics.staleServed.increment()
+                if reply.role == .leader {
+                    refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
+                }
+                return Lookup(entry: reply.entry!)
+            case (_, .leader):
+                metrics.misses.increment()
+                return try await lead(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load, reply: reply)
+            case (_, .none), (_, .follower):
+                metrics.leaseContended.increment()
+                if !listening {
+                    // Subscribed only now: read again before waiting, so no fill is missed.
+                    listening = await events.ensureListening(within: policy.waitTimeout)
+                    if listening { continue }
+                }
+                // Never longer than the leader's lease: if it died, take over when it expires.
+                let timeout = min(policy.waitTimeout, .milliseconds(max(reply.lockTTL, 1)) + .milliseconds(2))
+                guard let (kind, generation) = await events.wait(for: key, after: seen, timeout: timeout) else {
+                    metrics.waitTimeouts.increment()
+                    continue
+                }
+                seen = generation
+                if kind == .failed {
+                    if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.milliseconds {
+                        metrics.staleServed.increment()
+                        return Lookup(entry: stale)
+                    }
+                    throw StampedeError(.loadFailedElsewhere, "the loader for '\(key)' failed in another process")
+                }
+            }
+        }
+    }
+
+    /// Redis could not be reached: load without it, or fail, as the policy says.
+    private func withoutRedis(
+        _ key: String, policy: CachePolicy, load: @Sendable () async throws -> [UInt8]?, cause: RedisError
+    ) async throws -> Lookup {
+        switch policy.whenRedisUnavailable {
+        case .fail:
+            throw StampedeError(.redisUnavailable, "cannot look up '\(key)'", underlying: cause)
+        case .loadLocally:
+            logger.debug("Redis unavailable; loading without the cache", metadata: [
+                "stampede.key": "\(key)", "stampede.error": "\(cause.code): \(cause.message)",
+            ])
+            metrics.loads.increment()
+            return Lookup(bytes: try await load())
+        }
+    }
+
+    /// The leader's part: load under the lease and fill. With a stale value at hand, the
+    /// callers get it after the soft timeout while the load goes on.
+    private func lead(
+        _ key: String, keys: Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy,
+        load: @escaping @Sendable () async throws -> [UInt8]?, reply: LeaseGetReply
+    ) async throws -> Lookup {
+        let outcome = LoadOutcome()
+        // Unstructured: a load that outlives the soft timeout still fills the cache.
+        Task { outcome.finish(await Result { try await self.loadAndFill(key, keys: keys, lease: lease, leasedAt: leasedAt, policy: policy, load: load) }) }
+        let stale = reply.entry.flatMap { reply.now < $0.staleUntil ? $0 : nil }
+        let result: Result<[UInt8]?, any Error>
+        if let soft = policy.loaderSoftTimeout, let stale {
+            guard let finished = await outcome.wait(timeout: soft) else {
+                metrics.staleServed.increment()
+                logger.debug("soft timeout: serving the stale value while the load goes on", metadata: ["stampede.key": "\(key)"])
+                return Lookup(entry: stale)
+            }
+            result = finished
+        } else {
+            result = await outcome.wait(timeout: nil)!
+        }
+        switch result {
+        case .success(let bytes):
+            return Lookup(bytes: bytes)
+        case .failure(let error):
+            if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.milliseconds {
+                metrics.staleServed.increment()
+                logger.debug("load failed; serving the stale value", metadata: ["stampede.key": "\(key)", "stampede.error": "\(error)"])
+                return Lookup(entry: stale)
+            }
+            throw error
+        }
+    }
+
+    private func refreshInBackground(
+        _ key: String, keys: Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy,
+        load: @escaping @Sendable () async throws -> [UInt8]?
+    ) {
+        Task {
+            do {
+                _ = try await self.loadAndFill(key, keys: keys, lease: lease, leasedAt: leasedAt, policy: policy, load: load)
+            } catch {
+                logger.debug("background refresh failed; the old value stays", metadata: [
+                    "stampede.key": "\(key)", "stampede.error": "\(error)",
+                ])
+            }
+        }
+    }
+
+    private enum LoadEnd: Sendable {
+        case loaded([UInt8]?)
+        case failed(any Error)
+        case timedOut
+        case lost(LeaseLoss)
+    }
+
+    /// Runs the loader under the lease (renewed by the watchdog, bounded by the hard
+    /// timeout), then stores the value with a fenced fill, or tells the followers it failed.
+    func loadAndFill(
+        _ key: String, keys: Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy,
+        load: @escaping @Sendable () async throws -> [UInt8]?
+    ) async throws -> [UInt8]? {
+        metrics.loads.increment()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let lockKeys = RedisMutex.Keys(lock: keys.lock, fence: keys.fence, channel: events.channel)
+        let end: LoadEnd = await withTaskGroup(of: LoadEnd?.self) { group in
+            group.addTask {
+                do { return .loaded(try await load()) } catch { return .failed(error) }
+            }
+            group.addTask {
+                await self.leases.watch(lease, keys: lockKeys, acquiredAt: leasedAt, options: LockOptions(leaseDuration: policy.leaseDuration))
+                    .map { .lost($0) }
+            }
+            if let hard = policy.loaderHardTimeout {
+                group.addTask {
+                    do { try await Task.sleep(for: hard) } catch { return nil }
+                    return .timedOut
+                }
+            }
+            var decided: LoadEnd?
+            while let next = await group.next() {
+                guard let next, decided == nil else { continue }
+                decided = next
+                group.cancelAll()
+            }
+            return decided!
+        }
+        let elapsed = clock.now - start
+        metrics.loadTime.recordNanoseconds(Int64(elapsed / .nanoseconds(1)))
+
+        let error: any Error
+        switch end {
+        case .loaded(let bytes):
+            await fill(key, keys: keys, lease: lease, bytes: bytes, loadTime: elapsed, policy: policy)
+            return bytes
+        case .failed(let failure):
+            error = failure
+        case .timedOut:
+            error = StampedeError(.loaderTimedOut, "the loader for '\(key)' ran past \(policy.loaderHardTimeout!)")
+        case .lost(let loss):
+            metrics.leaseLost.increment()
+            logger.warning("lease lost while loading", metadata: ["stampede.key": "\(key)", "stampede.reason": "\(loss.reason)"])
+            error = StampedeError(.leaseLost, loss.description)
+        }
+        metrics.loadErrors.increment()
+        _ = try? await client.run(
+            CacheScripts.fail, keys: keys.all,
+            arguments: [RedisArgument(lease.token), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.failed, key: key))])
+        throw error
+    }
+
+    private func fill(_ key: String, keys: Keys, lease: Lease, bytes: [UInt8]?, loadTime: Duration, policy: CachePolicy) async {
+        let isNegative = bytes == nil
+        var fresh = isNegative ? policy.negativeTimeToLive : policy.timeToLive
+        if policy.jitter > .zero { fresh += policy.jitter * Double.random(in: 0...1) }
+        let stale = isNegative ? .zero : policy.staleWindow
+        do {
+            let stored = try await client.run(
+                CacheScripts.fill, keys: keys.all,
+                arguments: [
+                    RedisArgument(lease.fence.value), RedisArgument(bytes: bytes ?? []),
+                    RedisArgument(max(fresh.milliseconds, 1)), RedisArgument(stale == .zero ? 0 : stale.milliseconds),
+                    RedisArgument(loadTime.milliseconds), isNegative ? "1" : "0", RedisArgument(lease.token),
+                    RedisArgument(events.channel), RedisArgument(CacheEvents.message(.filled, key: key)),
+                ])
+            if stored.int != 1 {
+                metrics.fillsRejected.increment()
+                logger.debug("fill rejected: the key was taken over or invalidated during the load", metadata: ["stampede.key": "\(key)"])
+            }
+        } catch {
+            logger.debug("could not store the loaded value", metadata: ["stampede.key": "\(key)", "stampede.error": "\(error)"])
+        }
+    }
+}
+
+extension StampedeCache.Lookup {
+    init(entry: StoredEntry) {
+        self.init(bytes: entry.isNegative ? nil : entry.value)
+    }
+}
+
+/// The result of a load that callers may stop waiting for (soft timeout) while it goes on.
+final class LoadOutcome: Sendable {
+    private let result = Mutex<Result<[UInt8]?, any Error>?>(nil)
+    private let done = AsyncSignal()
+
+    func finish(_ outcome: Result<[UInt8]?, any Error>) {
+        result.withLock { $0 = outcome }
+        done.notify()
+    }
+
+    /// The result, or `nil` if it is not there within `timeout` (`nil` waits for ever).
+    func wait(timeout: Duration?) async -> Result<[UInt8]?, any Error>? {
+        while true {
+            let seen = done.generation
+            if let ready = result.withLock({ $0 }) { return ready }
+            if let timeout {
+                await done.wait(after: seen, timeout: timeout)
+                return result.withLock { $0 }
+            }
+            await done.wait(after: seen, timeout: .seconds(3600))
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import Metrics
+import StampedeRedis
+
+/// A cache in Redis that rebuilds an expired key with one loader call across every process.
+///
+/// ```swift
+/// let cache = StampedeCache(client: client)
+/// let profile = try await cache.value(for: "user:42", policy: .init(timeToLive: .seconds(30))) {
+///     try await database.loadProfile(42)
+/// }
+/// ```
+///
+/// For each lookup, one script decides on Redis's clock whether the value is fresh, stale or
+/// missing and, when it needs loading, gives the lease to one caller fleet-wide (the
+/// leader). In this process, concurrent lookups of one key share one such round trip. The
+/// leader runs the loader while a watchdog renews its lease, then stores the value only if
+/// no one took over and nothing was invalidated since (a fenced fill) and publishes "filled".
+/// Everyone else is woken by that message, or serves the stale value at once when the
+/// policy's stale-while-revalidate window allows.
+///
+/// Redis keys for cache key `K` in namespace `N`: `{N:K}` (the entry, a hash),
+/// `{N:K}:lock`, `{N:K}:fence`, all in one cluster slot; messages go on channel `N:events`.
+public final class StampedeCache: Sendable {
+    /// Cache-wide settings.
+    public struct Configuration: Sendable {
+        /// The first part of every Redis key and the channel name. Default: `"stampede"`.
+        public var namespace: String
+        /// The policy for calls that pass none.
+        public var policy: CachePolicy
+        /// How values become bytes. Default: JSON, raw bytes as they are.
+        public var codec: any CacheCodec
+        /// The largest encoded value stored. Default: 1 MiB.
+        public var maximumValueSize: Int
+
+        public init(
+            namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
+            codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20
+        ) {
+            self.namespace = namespace
+            self.policy = policy
+            self.codec = codec
+            self.maximumValueSize = maximumValueSize
+        }
+    }
+
+    /// The longest cache key accepted, in UTF-8 bytes.
+    public static let maximumKeyLength = 1024
+
+    public let client: RedisClient
+    public let configuration: Configuration
+    let logger: Logger
+    let metrics: CacheMetrics
+    let flights = SingleFlight<String, Lookup>()
+    let events: CacheEvents
+    /// Renews leases while loaders run (the same watchdog as ``RedisMutex``).
+    let leases: RedisMutex
+
+    /// What a lookup produced, before decoding: `nil` bytes for "no such value".
+    struct Lookup: Sendable {
+        var bytes: [UInt8]?
+    }
+
+    struct Keys {
+        let entry: String
+        let lock: String
+        let fence: String
+        var all: [RedisArgument] { [RedisArgument(entry), RedisArgument(lock), RedisArgument(fence)] }
+    }
+
+    /// - Parameters:
+    ///   - logger: loads, rejected fills and fallbacks at debug level; lost leases as warnings.
+    ///   - metricsFactory: where the `stampede.cache.*` metrics report. Default: the global
+    ///     `MetricsSystem`.
+    public init(
+        client: RedisClient,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "stampede.cache", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+        let metrics = CacheMetrics(factory: metricsFactory)
+        self.metrics = metrics
+        self.events = CacheEvents(
+            client: client, channel: configuration.namespace + ":events", logger: logger,
+            notifications: { metrics.notifications.increment() })
+        self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
+    }
+
+    func keys(for key: String) -> Keys {
+        let entry = "{\(configuration.namespace):\(key)}"
+        return Keys(entry: entry, lock: entry + ":lock", fence: entry + ":fence")
+    }
+
+    static func validate(key: String) throws(StampedeError) {
+        guard !key.isEmpty else { throw StampedeError(.invalidKey, "a cache key must not be empty") }
+        guard key.utf8.count <= maximumKeyLength else {
+            throw StampedeError(.invalidKey, "a cache key may have at most \(maximumKeyLength) bytes, got \(key.utf8.count)")
+        }
+    }
+
+    /// The value for `key`, from the cache or from `load`, which returns `nil` for "no such
+    /// value" (cached for ``CachePolicy/negativeTimeToLive``).
+    ///
+    /// - Parameters:
+    ///   - key: the cache key, 1 to ``maximumKeyLength`` bytes.
+    ///   - policy: this call's policy; `nil` for the cache's.
+    ///   - load: the origin. Across every process, one caller per key and expiry runs it.
+    /// - Returns: the value, or `nil` when the loader said there is none.
+    /// - Throws: ``StampedeError`` (``StampedeError/Code/invalidKey``,
+    ///   ``StampedeError/Code/valueTooLarge``, ``StampedeError/Code/corruptEntry`` when the
+    ///   cached bytes are not a `Value`, ``StampedeError/Code/loaderTimedOut``,
+    ///   ``StampedeError/Code/leaseLost``, ``StampedeError/Code/loadFailedElsewhere``,
+    ///   ``StampedeError/Code/redisUnavailable`` when the policy says to fail), what `load`
+    ///   throws, or `CancellationError` when this caller is cancelled (the load goes on).
+    public func value<Value: Codable & Sendable>(
+        for key: String,
+        as type: Value.Type = Value.self,
+        policy: CachePolicy? = nil,
+        load: @escaping @Sendable () async throws -> Value?
+    ) async throws -> Value? {
+        try Self.validate(key: key)
+        let policy = policy ?? configuration.policy
+        try policy.validate()
+        let codec = configuration.codec
+        let maximumSize = configuration.maximumValueSize
+        let loadBytes: @Sendable () async throws -> [UInt8]? = {
+            guard let value = try await load() else { return nil }
+            let bytes = try codec.encode(value)
+            guard bytes.count <= maximumSize else {
+                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+            }
+            return bytes
+        }
+        let (lookup, shared) = try await flights.run(key: key) {
+            try await self.lookup(key, policy: policy, load: loadBytes)
+        }
+        if shared { metrics.coalesced.increment() }
+        guard let bytes = lookup.bytes else { return nil }
+        do {
+            return try codec.decode(Value.self, from: bytes)
+        } catch {
+            throw StampedeError(.corruptEntry, "the cached value for '\(key)' is not a \(Value.self): \(error)")
+        }
+    }
+
+    /// The value for `key`, from the cache or from `load`. As
+    /// ``value(for:as:policy:load:)-(_,_,_,()->Value?)``, for a loader that always has a value.
+    public func value<Value: Codable & Sendable>(
+        for key: String,
+        as type: Value.Type = Value.self,
+        policy: CachePolicy? = nil,
+        load: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
+        let optional: @Sendable () async throws -> Value? = { try await load() }
+        guard let value = try await value(for: key, as: type, policy: policy, load: optional) else {
+            throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
+        }
+        return value
+    }
+
+    /// Removes `key` from the cache; a load in flight for it will not store its result.
+    public func invalidate(_ key: String) async throws {
+        try await invalidate(key, mode: "remove")
+    }
+
+    /// Marks `key` stale now but keeps it for stale serving (stale-while-revalidate,
+    /// stale-if-error); a load in flight for it will not store its result.
+    public func expire(_ key: String) async throws {
+        try await invalidate(key, mode: "expire")
+    }
+
+    private func invalidate(_ key: String, mode: String) async throws {
+        try Self.validate(key: key)
+        let keys = keys(for: key)
+        _ = try await leases.redis {
+            try await client.run(
+                CacheScripts.invalidate, keys: keys.all,
+                arguments: [RedisArgument(mode), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.invalidated, key: key))])
+        }
+        flights.forget(key)
+    }
+
+    /// Ends the cache's subscription. Lookups afterwards still work, without wake-ups.
+    public func shutdown() async {
+        await events.close()
+    }
+}
