@@ -61,11 +61,16 @@ enum CacheScripts {
         return {state, now, role, fence, ttl, corrupt}
         """)
 
-    /// Stores a fill if nothing took over or invalidated since the lease was taken.
+    /// Stores a fill if nothing took over or invalidated since the lease was taken. Either
+    /// way frees the lease (if still ours) and tells the waiters to read again.
     /// ARGV: fence, value, fresh ms, stale ms (kept past fresh), load ms, negative ("1"/"0"),
     /// token, channel, message. Returns 1 when stored, 0 when rejected.
     static let fill = RedisScript("""
-        if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+        if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[1]) then
+          if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
+          redis.call('PUBLISH', ARGV[8], ARGV[9])
+          return 0
+        end
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local fu = now + tonumber(ARGV[3])

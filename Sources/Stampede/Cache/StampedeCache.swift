@@ -103,7 +103,8 @@ public final class StampedeCache: Sendable {
     }
 
     /// The value for `key`, from the cache or from `load`, which returns `nil` for "no such
-    /// value" (cached for ``CachePolicy/negativeTimeToLive``).
+    /// value"; that answer is cached too, for ``CachePolicy/negativeTimeToLive``, so that a
+    /// key that does not exist is not asked of the origin again and again.
     ///
     /// - Parameters:
     ///   - key: the cache key, 1 to ``maximumKeyLength`` bytes.
@@ -116,7 +117,7 @@ public final class StampedeCache: Sendable {
     ///   ``StampedeError/Code/leaseLost``, ``StampedeError/Code/loadFailedElsewhere``,
     ///   ``StampedeError/Code/redisUnavailable`` when the policy says to fail), what `load`
     ///   throws, or `CancellationError` when this caller is cancelled (the load goes on).
-    public func value<Value: Codable & Sendable>(
+    public func valueIfPresent<Value: Codable & Sendable>(
         for key: String,
         as type: Value.Type = Value.self,
         policy: CachePolicy? = nil,
@@ -147,8 +148,9 @@ public final class StampedeCache: Sendable {
         }
     }
 
-    /// The value for `key`, from the cache or from `load`. As
-    /// ``value(for:as:policy:load:)-(_,_,_,()->Value?)``, for a loader that always has a value.
+    /// The value for `key`, from the cache or from `load`.
+    ///
+    /// As ``valueIfPresent(for:as:policy:load:)``, for a loader that always has a value.
     public func value<Value: Codable & Sendable>(
         for key: String,
         as type: Value.Type = Value.self,
@@ -156,7 +158,7 @@ public final class StampedeCache: Sendable {
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         let optional: @Sendable () async throws -> Value? = { try await load() }
-        guard let value = try await value(for: key, as: type, policy: policy, load: optional) else {
+        guard let value = try await valueIfPresent(for: key, as: type, policy: policy, load: optional) else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
         }
         return value

@@ -1,0 +1,312 @@
+import Foundation
+@testable import Stampede
+import StampedeTestSupport
+import Synchronization
+import Testing
+
+/// A simulated origin: counts its calls, and can be slow or fail.
+final class FakeOrigin: Sendable {
+    private let state = Mutex((calls: 0, value: "v1"))
+    var calls: Int { state.withLock { $0.calls } }
+    func set(_ value: String) { state.withLock { $0.value = value } }
+
+    func load(after delay: Duration = .zero) async throws -> String {
+        let value = state.withLock { state -> String in
+            state.calls += 1
+            return state.value
+        }
+        if delay > .zero { try await Task.sleep(for: delay) }
+        return value
+    }
+}
+
+struct OriginDown: Error {}
+
+/// `cache.value(for:load:)` for a `String` origin, spelled out so that `#expect` and
+/// closures around it need no type annotations.
+func fetch(_ cache: StampedeCache, _ key: String, _ load: @escaping @Sendable () async throws -> String) async throws -> String {
+    try await cache.value(for: key, load: load)
+}
+
+@Suite("StampedeCache")
+struct CacheTests {
+    func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(), namespace: String = uniquePrefix()) -> StampedeCache {
+        StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
+    }
+
+    @Test func loadsOnceThenServesHits() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            origin.set("v2")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(origin.calls == 1)
+            await cache.shutdown()
+        }
+    }
+
+    @Test func coalescesConcurrentMissesAcrossTwoCachesSharingRedis() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            // A second client and cache stand for a second process (own single flight, own connection).
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let caches = [cache(client, namespace: namespace), cache(otherClient, namespace: namespace)]
+            let origin = FakeOrigin()
+            let values = try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<100 {
+                    let cache = caches[index % 2]
+                    group.addTask { try await cache.value(for: "hot") { try await origin.load(after: .milliseconds(200)) } }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(values.count == 100 && values.allSatisfy { $0 == "v1" })
+            #expect(origin.calls == 1)
+            for cache in caches { await cache.shutdown() }
+            await otherClient.shutdown()
+        }
+    }
+
+    @Test func servesStaleWhileRevalidatingAndRefreshesOnce() async throws {
+        try await withSharedClient { client, _ async throws in
+            let policy = CachePolicy(timeToLive: .milliseconds(200), staleWhileRevalidate: .seconds(30), earlyRefreshBeta: nil)
+            let cache = cache(client, policy)
+            let origin = FakeOrigin()
+            _ = try await cache.value(for: "k") { try await origin.load() }
+            try await Task.sleep(for: .milliseconds(300))
+            origin.set("v2")
+            let clock = ContinuousClock()
+            let start = clock.now
+            let values = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(500)) } } }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            // Nobody waited for the 500 ms loader: everyone got the old value at once.
+            #expect(values.allSatisfy { $0 == "v1" })
+            #expect(clock.now - start < .milliseconds(450))
+            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v2" })
+            #expect(origin.calls == 2)
+        }
+    }
+
+    @Test func servesStaleWhenTheLoaderFailsIfAllowed() async throws {
+        try await withSharedClient { client, _ async throws in
+            let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil)
+            let cache = cache(client, policy)
+            _ = try await cache.value(for: "k") { "old" }
+            try await Task.sleep(for: .milliseconds(200))
+            let value: String = try await cache.value(for: "k") { throw OriginDown() }
+            #expect(value == "old")
+        }
+    }
+
+    @Test func theLoadersErrorReachesEveryLocalCaller() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let errors = await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        do {
+                            let _: String = try await cache.value(for: "k") {
+                                try await Task.sleep(for: .milliseconds(100))
+                                throw OriginDown()
+                            }
+                            return false
+                        } catch {
+                            return error is OriginDown
+                        }
+                    }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(errors.count == 20 && errors.allSatisfy { $0 })
+        }
+    }
+
+    @Test func remoteFollowersAreToldAtOnceWhenTheLoaderFails() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let policy = CachePolicy(waitTimeout: .seconds(30))
+            let leader = cache(client, policy, namespace: namespace)
+            let follower = cache(otherClient, policy, namespace: namespace)
+            let leading = Task {
+                try await leader.value(for: "k") { () async throws -> String in
+                    try await Task.sleep(for: .milliseconds(300))
+                    throw OriginDown()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let error = await stampedeError { _ = try await follower.value(for: "k") { "must not be called" } }
+            #expect(error?.code == .loadFailedElsewhere)
+            #expect(clock.now - start < .seconds(10), "told by the message, not by the 30 s wait timeout")
+            _ = try? await leading.value
+            await otherClient.shutdown()
+        }
+    }
+
+    @Test func aFollowerIsWokenByTheFillNotByItsWaitTimeout() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let policy = CachePolicy(leaseDuration: .seconds(30), waitTimeout: .seconds(30))
+            let leader = cache(client, policy, namespace: namespace)
+            let follower = cache(otherClient, policy, namespace: namespace)
+            let leading = Task { try await leader.value(for: "k") { try await Task.sleep(for: .milliseconds(300)); return "filled" } }
+            try await Task.sleep(for: .milliseconds(100))
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await fetch(follower, "k") { "must not be called" } == "filled")
+            #expect(clock.now - start < .seconds(10))
+            _ = try await leading.value
+            await otherClient.shutdown()
+        }
+    }
+
+    @Test func cachesNoSuchValueForItsOwnTime() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(negativeTimeToLive: .seconds(30)))
+            let calls = FakeOrigin()
+            for _ in 0..<3 {
+                let value: String? = try await cache.valueIfPresent(for: "absent") { () async throws -> String? in
+                    _ = try await calls.load()
+                    return nil
+                }
+                #expect(value == nil)
+            }
+            #expect(calls.calls == 1)
+        }
+    }
+
+    @Test func rejectsTheFillOfALoadThatAnInvalidationOvertook() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let origin = FakeOrigin()
+            let loading = Task { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
+            try await Task.sleep(for: .milliseconds(100))
+            try await cache.invalidate("k")
+            // The caller still gets its value, but the cache does not keep it; the rejected
+            // fill frees the lease at once, so the next read loads again without waiting it out.
+            #expect(try await loading.value == "v1")
+            let clock = ContinuousClock()
+            let start = clock.now
+            origin.set("v2")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
+            #expect(origin.calls == 2)
+            #expect(clock.now - start < .seconds(5), "waited out the 10 s lease")
+        }
+    }
+
+    @Test func expireKeepsTheValueForStaleServing() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(staleWhileRevalidate: .seconds(30), earlyRefreshBeta: nil))
+            let origin = FakeOrigin()
+            _ = try await cache.value(for: "k") { try await origin.load() }
+            try await cache.expire("k")
+            origin.set("v2")
+            #expect(try await fetch(cache, "k") { try await origin.load(after: .milliseconds(100)) } == "v1")
+            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v2" })
+        }
+    }
+
+    @Test func aForeignValueAtTheKeyIsAMissAndIsOverwritten() async throws {
+        try await withSharedClient { client, _ async throws in
+            let namespace = uniquePrefix()
+            let cache = cache(client, namespace: namespace)
+            try await client.send("SET", RedisArgument("{\(namespace):k}"), "not an envelope")
+            #expect(try await fetch(cache, "k") { "loaded" } == "loaded")
+            try await client.send("HSET", RedisArgument("{\(namespace):j}"), "ver", "99", "v", "x")
+            #expect(try await fetch(cache, "j") { "loaded" } == "loaded")
+            #expect(try await fetch(cache, "j") { "again" } == "loaded")
+        }
+    }
+
+    @Test func aValueOfAnotherTypeIsAClearError() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            _ = try await cache.value(for: "k") { "text" }
+            let error = await stampedeError { _ = try await cache.value(for: "k", as: [Int].self) { [1] } }
+            #expect(error?.code == .corruptEntry)
+        }
+    }
+
+    @Test func rejectsBadKeysAndOversizedValues() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix(), maximumValueSize: 1000))
+            #expect(await stampedeError { _ = try await cache.value(for: "") { "x" } }?.code == .invalidKey)
+            let long = String(repeating: "k", count: StampedeCache.maximumKeyLength + 1)
+            #expect(await stampedeError { _ = try await cache.value(for: long) { "x" } }?.code == .invalidKey)
+            let big = [UInt8](repeating: 1, count: 1001)
+            #expect(await stampedeError { _ = try await cache.value(for: "big") { big } }?.code == .valueTooLarge)
+            #expect(await stampedeError { _ = try await cache.value(for: "k", policy: .init(timeToLive: .zero)) { "x" } }?.code == .invalidArgument)
+        }
+    }
+
+    @Test func aHardTimeoutAbandonsTheLoad() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(loaderHardTimeout: .milliseconds(200)))
+            let error = await stampedeError { _ = try await cache.value(for: "k") { try await Task.sleep(for: .seconds(10)); return "late" } }
+            #expect(error?.code == .loaderTimedOut)
+        }
+    }
+
+    @Test func aSoftTimeoutServesStaleAndTheLoadStillFills() async throws {
+        try await withSharedClient { client, _ async throws in
+            let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil,
+                                     loaderSoftTimeout: .milliseconds(100))
+            let cache = cache(client, policy)
+            _ = try await cache.value(for: "k") { "old" }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await fetch(cache, "k") { try await Task.sleep(for: .milliseconds(500)); return "new" } == "old")
+            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "new" })
+        }
+    }
+
+    @Test func aCancelledCallerDoesNotCancelTheLoad() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let origin = FakeOrigin()
+            let caller = Task { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
+            try await Task.sleep(for: .milliseconds(100))
+            caller.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await caller.value }
+            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v1" })
+            #expect(origin.calls == 1)
+        }
+    }
+}
+
+@Suite("StampedeCache without Redis", .serialized)
+struct CacheWithoutRedisTests {
+    @Test func loadsLocallyWhenRedisIsDownOrFailsIfTold() async throws {
+        let server = try await RedisServer.start()
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.connectTimeout = .milliseconds(300)
+        configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(50))
+        try await withClient(configuration) { client async throws in
+            let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix()))
+            #expect(try await fetch(cache, "k") { "cached" } == "cached")
+            server.kill()
+            let origin = FakeOrigin()
+            let values = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(100)) } } }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(values.allSatisfy { $0 == "v1" })
+            #expect(origin.calls == 1, "one call per process and key")
+            let error = await stampedeError {
+                _ = try await cache.value(for: "k", policy: .init(whenRedisUnavailable: .fail)) { "x" }
+            }
+            #expect(error?.code == .redisUnavailable)
+            // Back: the cache is used again.
+            try await server.restart()
+            #expect(await eventually { (try? await client.send("PING")) == .simpleString("PONG") })
+            #expect(try await fetch(cache, "k") { "after" } == "after")
+            #expect(try await fetch(cache, "k") { "not called" } == "after")
+            await cache.shutdown()
+        }
+        server.stop()
+    }
+}
