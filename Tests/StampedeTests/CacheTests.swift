@@ -130,13 +130,14 @@ struct CacheTests {
             let policy = CachePolicy(waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
             let follower = cache(otherClient, policy, namespace: namespace)
+            let origin = FakeOrigin()
             let leading = Task {
                 try await leader.value(for: "k") { () async throws -> String in
-                    try await Task.sleep(for: .milliseconds(300))
+                    _ = try await origin.load(after: .milliseconds(300))
                     throw OriginDown()
                 }
             }
-            try await Task.sleep(for: .milliseconds(100))
+            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
             let clock = ContinuousClock()
             let start = clock.now
             let error = await stampedeError { _ = try await follower.value(for: "k") { "must not be called" } }
@@ -154,8 +155,10 @@ struct CacheTests {
             let policy = CachePolicy(leaseDuration: .seconds(30), waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
             let follower = cache(otherClient, policy, namespace: namespace)
-            let leading = Task { try await leader.value(for: "k") { try await Task.sleep(for: .milliseconds(300)); return "filled" } }
-            try await Task.sleep(for: .milliseconds(100))
+            let origin = FakeOrigin()
+            origin.set("filled")
+            let leading = Task { try await leader.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
+            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
             let clock = ContinuousClock()
             let start = clock.now
             #expect(try await fetch(follower, "k") { "must not be called" } == "filled")
@@ -185,7 +188,7 @@ struct CacheTests {
             let cache = cache(client)
             let origin = FakeOrigin()
             let loading = Task { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
-            try await Task.sleep(for: .milliseconds(100))
+            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the load holds the lease
             try await cache.invalidate("k")
             // The caller still gets its value, but the cache does not keep it; the rejected
             // fill frees the lease at once, so the next read loads again without waiting it out.
