@@ -24,6 +24,7 @@ struct CacheWorker: AsyncParsableCommand {
     @Option var staleMs: Int = 0
     @Option(help: "Redis key counting origin calls.") var originCounter: String
     @Option(help: "Value the origin returns (the key is appended).") var value: String = "value"
+    @Option(help: "Value the callers expect (the key is appended). Default: --value.") var expect: String?
 
     func run() async throws {
         var configuration = try RedisConfiguration(url: redis)
@@ -35,11 +36,14 @@ struct CacheWorker: AsyncParsableCommand {
             earlyRefreshBeta: nil, leaseDuration: .milliseconds(leaseMs), waitTimeout: .milliseconds(waitMs))
         let cache = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
         let (counter, load, value) = (RedisArgument(originCounter), Duration.milliseconds(loadMs), self.value)
+        let expected = expect ?? value
         say("ready")
-        let results = await withTaskGroup(of: String.self) { group in
+        let clock = ContinuousClock()
+        let results = await withTaskGroup(of: (String, Duration).self) { group in
             for index in 0..<tasks {
                 let key = "k\(index % keys)"
                 group.addTask {
+                    let start = clock.now
                     do {
                         let got: String = try await cache.value(for: key) {
                             try await client.send("INCR", counter)
@@ -47,16 +51,17 @@ struct CacheWorker: AsyncParsableCommand {
                             try await Task.sleep(for: load)
                             return "\(value)-\(key)"
                         }
-                        return got == "\(value)-\(key)" ? "ok" : "wrong \(got)"
+                        return (got == "\(expected)-\(key)" ? "ok" : "wrong \(got)", clock.now - start)
                     } catch {
-                        return "error \(error)"
+                        return ("error \(error)", clock.now - start)
                     }
                 }
             }
-            return await group.reduce(into: [String]()) { $0.append($1) }
+            return await group.reduce(into: [(String, Duration)]()) { $0.append($1) }
         }
-        let failures = results.filter { $0 != "ok" }
+        let failures = results.map(\.0).filter { $0 != "ok" }
         say("ok \(results.count - failures.count)")
+        say("max-ms \(Int(results.map(\.1).max()!.inMilliseconds))")
         for failure in Set(failures) { say(failure) }
         await cache.shutdown()
         await client.shutdown()

@@ -120,9 +120,7 @@ struct ClientThroughput: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        return Double(perTask * tasks) / seconds
+        return Double(perTask * tasks) / (clock.now - start).inSeconds
     }
 }
 

@@ -58,7 +58,7 @@ struct MutexBenchmark: AsyncParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         for _ in 0..<iterations { try await mutex.withLock("uncontended") { _ in } }
-        let rate = Double(iterations) / seconds(clock.now - start)
+        let rate = Double(iterations) / (clock.now - start).inSeconds
         print("Uncontended withLock (acquire + release), one task, one connection: \(Int(rate)) per second")
 
         // Contended: waiters across processes, all on one lock.
@@ -107,9 +107,5 @@ struct MutexBenchmark: AsyncParsableCommand {
         case .tcp(let host, let port): return "redis://\(host):\(port)/\(configuration.database)"
         case .unixSocket(let path): return "unix://\(path)?db=\(configuration.database)"
         }
-    }
-
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }

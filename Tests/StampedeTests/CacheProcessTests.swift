@@ -51,4 +51,50 @@ struct CacheProcessTests {
             #expect(try await client.send("GET", RedisArgument(counter)).int == 2)
         }
     }
+
+    @Test func aStaleStormServesTheOldValueAtOnceAndRefreshesOnce() async throws {
+        try await withSharedClient { client, server in
+            let namespace = uniquePrefix()
+            let counter = namespace + "origin"
+            let swr = ["--ttl-ms", "300", "--stale-ms", "60000"]
+            let seed = try workers(1, server, namespace: namespace, counter: counter, extra: swr + ["--value", "old", "--load-ms", "0"])
+            #expect(await seed[0].exitStatus() == 0)
+            try await Task.sleep(for: .milliseconds(400))  // soft-stale now
+            let storm = try workers(4, server, namespace: namespace, counter: counter,
+                                    extra: swr + ["--tasks", "50", "--load-ms", "500", "--value", "new", "--expect", "old"])
+            for worker in storm {
+                #expect(await worker.exitStatus(within: .seconds(60)) == 0, "\(worker.output)")
+                #expect(worker.output.contains("ok 50"))
+                // Nobody waited for the 500 ms loader.
+                let maxMs = worker.output.first { $0.hasPrefix("max-ms ") }.flatMap { Int($0.dropFirst(7)) }
+                #expect(maxMs.map { $0 < 450 } == true, "\(worker.output)")
+            }
+            // The seed's call and one refresh fleet-wide, whose value is in Redis afterwards.
+            #expect(await eventually {
+                (try? await client.send("HGET", RedisArgument("{\(namespace):k0}"), "v"))?.string == "\"new-k0\""
+            })
+            #expect(try await client.send("GET", RedisArgument(counter)).int == 2)
+        }
+    }
+
+    @Test func aPausedLeadersLateFillIsRejected() async throws {
+        try await withSharedClient { client, server in
+            let namespace = uniquePrefix()
+            let counter = namespace + "origin"
+            let leader = try WorkerProcess(["cache-worker", "--redis", server.url, "--namespace", namespace,
+                                            "--origin-counter", counter, "--load-ms", "800", "--lease-ms", "600", "--value", "stale"])
+            #expect(await leader.line(startingWith: "loading") != nil)
+            leader.signal(SIGSTOP)
+            // Its lease runs out while it is paused; another process loads and fills.
+            let other = try workers(1, server, namespace: namespace, counter: counter,
+                                    extra: ["--load-ms", "50", "--lease-ms", "600", "--wait-ms", "30000", "--value", "fresh"])
+            #expect(await other[0].exitStatus(within: .seconds(30)) == 0, "\(other[0].output)")
+            leader.signal(SIGCONT)
+            _ = await leader.exitStatus(within: .seconds(30))
+            // Whether the resumed leader's load was cancelled (lease lost) or finished (fill
+            // rejected by the fence), the cache keeps the newer value.
+            #expect(try await client.send("HGET", RedisArgument("{\(namespace):k0}"), "v").string == "\"fresh-k0\"")
+            #expect(try await client.send("GET", RedisArgument(counter)).int == 2)
+        }
+    }
 }

@@ -98,8 +98,10 @@ extension StampedeCache {
         load: @escaping @Sendable () async throws -> [UInt8]?, reply: LeaseGetReply
     ) async throws -> Lookup {
         let outcome = LoadOutcome()
-        // Unstructured: a load that outlives the soft timeout still fills the cache.
-        Task { outcome.finish(await Result { try await self.loadAndFill(key, keys: keys, lease: lease, leasedAt: leasedAt, policy: policy, load: load) }) }
+        // Apart from this lookup: a load that outlives the soft timeout still fills the cache.
+        background.start {
+            outcome.finish(await Result { try await self.loadAndFill(key, keys: keys, lease: lease, leasedAt: leasedAt, policy: policy, load: load) })
+        }
         let stale = reply.entry.flatMap { reply.now < $0.staleUntil ? $0 : nil }
         let result: Result<[UInt8]?, any Error>
         if let soft = policy.loaderSoftTimeout, let stale {
@@ -129,11 +131,11 @@ extension StampedeCache {
         _ key: String, keys: Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy,
         load: @escaping @Sendable () async throws -> [UInt8]?
     ) {
-        Task {
+        background.start {
             do {
                 _ = try await self.loadAndFill(key, keys: keys, lease: lease, leasedAt: leasedAt, policy: policy, load: load)
             } catch {
-                logger.debug("background refresh failed; the old value stays", metadata: [
+                self.logger.debug("background refresh failed; the old value stays", metadata: [
                     "stampede.key": "\(key)", "stampede.error": "\(error)",
                 ])
             }

@@ -56,6 +56,8 @@ public final class StampedeCache: Sendable {
     let events: CacheEvents
     /// Renews leases while loaders run (the same watchdog as ``RedisMutex``).
     let leases: RedisMutex
+    /// Background refreshes and loads past a soft timeout.
+    let background = BackgroundLoads()
 
     /// What a lookup produced, before decoding: `nil` bytes for "no such value".
     struct Lookup: Sendable {
@@ -186,8 +188,11 @@ public final class StampedeCache: Sendable {
         flights.forget(key)
     }
 
-    /// Ends the cache's subscription. Lookups afterwards still work, without wake-ups.
+    /// Lets background refreshes (and loads past a soft timeout) finish and store their
+    /// values, then ends the cache's subscription. Lookups afterwards still work, without
+    /// wake-ups. Call it before the process exits.
     public func shutdown() async {
+        await background.drain()
         await events.close()
     }
 }
