@@ -71,6 +71,12 @@ public final class RedisClient: Sendable {
         try await send(arguments)
     }
 
+    /// How many commands this client has sent so far, on every connection including pub/sub
+    /// (connection set-up not included). Storm reports use it to count round trips.
+    public var commandsSent: Int {
+        connections.reduce(subscriber.connection.commandsAccepted) { $0 + $1.commandsAccepted }
+    }
+
     /// Closes every connection and ends every subscription. Commands sent afterwards fail
     /// with ``RedisError/Code/clientClosed``.
     public func shutdown() async {

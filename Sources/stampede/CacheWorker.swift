@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Stampede
 import StampedeRedis
+import Synchronization
 
 /// One process of a multi-process cache test or storm: the same executable in worker mode.
 /// The origin is simulated: it counts its calls in Redis (so they add up across processes)
@@ -25,6 +26,9 @@ struct CacheWorker: AsyncParsableCommand {
     @Option(help: "Redis key counting origin calls.") var originCounter: String
     @Option(help: "Value the origin returns (the key is appended).") var value: String = "value"
     @Option(help: "Value the callers expect (the key is appended). Default: --value.") var expect: String?
+    @Option(help: "How the lookups are protected.") var strategy: MissStrategy = .stampede
+    @Option(help: "Start at this CLOCK_MONOTONIC time (ns), so that every process starts at one instant.") var startAt: Int?
+    @Flag(help: "Print every caller's latency in microseconds.") var reportLatencies = false
 
     func run() async throws {
         var configuration = try RedisConfiguration(url: redis)
@@ -39,18 +43,32 @@ struct CacheWorker: AsyncParsableCommand {
         let expected = expect ?? value
         say("ready")
         let clock = ContinuousClock()
+        let originCalls = OriginCalls()
+        let origin: @Sendable (String) async throws -> String = { key in
+            let start = clock.now
+            try await client.send("INCR", counter)
+            say("loading \(key)")
+            try await Task.sleep(for: load)
+            originCalls.add(took: clock.now - start)
+            return "\(value)-\(key)"
+        }
+        let lookup = MissStrategy.Lookup(strategy: strategy, client: client, cache: cache, namespace: namespace, ttlMs: ttlMs)
+        if let startAt {
+            // Warm, as a running service would be: connections open, scripts loaded,
+            // subscription up. What that sends is not part of the storm's count.
+            try await client.send("PING")
+            if strategy == .stampede { try await cache.prepare() }
+            let wait = startAt - monotonicNanoseconds()
+            if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
+        }
+        let commandsBefore = client.commandsSent
         let results = await withTaskGroup(of: (String, Duration).self) { group in
             for index in 0..<tasks {
                 let key = "k\(index % keys)"
                 group.addTask {
                     let start = clock.now
                     do {
-                        let got: String = try await cache.value(for: key) {
-                            try await client.send("INCR", counter)
-                            say("loading \(key)")
-                            try await Task.sleep(for: load)
-                            return "\(value)-\(key)"
-                        }
+                        let got = try await lookup.value(for: key) { try await origin(key) }
                         return (got == "\(expected)-\(key)" ? "ok" : "wrong \(got)", clock.now - start)
                     } catch {
                         return ("error \(error)", clock.now - start)
@@ -58,6 +76,12 @@ struct CacheWorker: AsyncParsableCommand {
                 }
             }
             return await group.reduce(into: [(String, Duration)]()) { $0.append($1) }
+        }
+        // Round trips this process sent, less the simulated origin's own INCRs.
+        say("commands \(client.commandsSent - commandsBefore - originCalls.count)")
+        say("origin-us " + originCalls.durations.map { String(Int($0.inMilliseconds * 1000)) }.joined(separator: ","))
+        if reportLatencies {
+            say("latencies-us " + results.map { String(Int($0.1.inMilliseconds * 1000)) }.joined(separator: ","))
         }
         let failures = results.map(\.0).filter { $0 != "ok" }
         say("ok \(results.count - failures.count)")
@@ -67,4 +91,50 @@ struct CacheWorker: AsyncParsableCommand {
         await client.shutdown()
         if !failures.isEmpty { throw ExitCode(1) }
     }
+}
+
+/// How a storm's lookups are protected, for side-by-side comparison.
+enum MissStrategy: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// Cache-aside with no protection: every caller that misses calls the origin.
+    case naive
+    /// Cache-aside behind an in-process single flight: one origin call per process and key.
+    case local
+    /// The full loader: one origin call per key across every process.
+    case stampede
+
+    struct Lookup: Sendable {
+        let strategy: MissStrategy
+        let client: RedisClient
+        let cache: StampedeCache
+        let namespace: String
+        let ttlMs: Int
+        let flights = SingleFlight<String, String>()
+
+        func value(for key: String, origin: @escaping @Sendable () async throws -> String) async throws -> String {
+            switch strategy {
+            case .stampede:
+                return try await cache.value(for: key, load: origin)
+            case .naive:
+                return try await cacheAside(key, origin: origin)
+            case .local:
+                return try await flights.run(key: key) { try await cacheAside(key, origin: origin) }.value
+            }
+        }
+
+        private func cacheAside(_ key: String, origin: () async throws -> String) async throws -> String {
+            let redisKey = RedisArgument("\(namespace):aside:\(key)")
+            if let cached = try await client.send("GET", redisKey).string { return cached }
+            let value = try await origin()
+            try await client.send("SET", redisKey, RedisArgument(value), "PX", RedisArgument(ttlMs))
+            return value
+        }
+    }
+}
+
+/// The simulated origin's calls in this process and how long each took.
+final class OriginCalls: Sendable {
+    private let calls = Mutex<[Duration]>([])
+    func add(took duration: Duration) { calls.withLock { $0.append(duration) } }
+    var count: Int { calls.withLock { $0.count } }
+    var durations: [Duration] { calls.withLock { $0 } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 @testable import Stampede
 import StampedeTestSupport
 import Synchronization
@@ -97,6 +98,11 @@ struct CacheTests {
             try await Task.sleep(for: .milliseconds(200))
             let value: String = try await cache.value(for: "k") { throw OriginDown() }
             #expect(value == "old")
+            // The failing origin is not retried at once: the stale value counts as fresh for
+            // the retry delay (1 s by default).
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { _ = try await origin.load(); throw OriginDown() } == "old")
+            #expect(origin.calls == 0)
         }
     }
 
@@ -214,15 +220,17 @@ struct CacheTests {
         }
     }
 
-    @Test func aForeignValueAtTheKeyIsAMissAndIsOverwritten() async throws {
+    @Test func aForeignValueAtTheKeyIsAMissAndIsOverwrittenAndCounted() async throws {
         try await withSharedClient { client, _ async throws in
             let namespace = uniquePrefix()
-            let cache = cache(client, namespace: namespace)
+            let metrics = TestMetrics()
+            let cache = StampedeCache(client: client, configuration: .init(namespace: namespace), metricsFactory: metrics)
             try await client.send("SET", RedisArgument("{\(namespace):k}"), "not an envelope")
             #expect(try await fetch(cache, "k") { "loaded" } == "loaded")
             try await client.send("HSET", RedisArgument("{\(namespace):j}"), "ver", "99", "v", "x")
             #expect(try await fetch(cache, "j") { "loaded" } == "loaded")
             #expect(try await fetch(cache, "j") { "again" } == "loaded")
+            #expect(try metrics.expectCounter("stampede.cache.corrupt_entries").totalValue == 2)
         }
     }
 

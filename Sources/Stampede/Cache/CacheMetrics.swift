@@ -24,6 +24,8 @@ struct CacheMetrics: Sendable {
     let waitTimeouts: Counter
     /// Fill, failure and invalidation messages received.
     let notifications: Counter
+    /// Foreign or unreadable values found at a cache key (treated as misses and overwritten).
+    let corruptEntries: Counter
     /// Time the loader took.
     let loadTime: Timer
 
@@ -41,6 +43,7 @@ struct CacheMetrics: Sendable {
         fillsRejected = counter("fills_rejected")
         waitTimeouts = counter("wait_timeouts")
         notifications = counter("notifications")
+        corruptEntries = counter("corrupt_entries")
         loadTime = Timer(label: "stampede.cache.load", factory: factory)
     }
 }

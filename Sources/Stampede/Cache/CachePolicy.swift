@@ -17,6 +17,10 @@ public struct CachePolicy: Sendable {
     /// How long past fresh a value may be served when the loader fails, instead of the error.
     /// Default: zero (off).
     public var staleIfError: Duration
+    /// After a failed load whose callers got the stale value, that value counts as fresh
+    /// for this long, fleet-wide, before the loader is tried again: a failing origin is not
+    /// hammered by every caller. Default: 1 s.
+    public var retryAfterError: Duration
     /// XFetch early refresh: a fresh value is refreshed ahead of expiry with a probability that
     /// grows as expiry nears and with the last load's duration; one caller fleet-wide does it
     /// while the rest keep the value. `nil` disables it. Default: 1.
@@ -46,6 +50,7 @@ public struct CachePolicy: Sendable {
         timeToLive: Duration = .seconds(60),
         staleWhileRevalidate: Duration = .zero,
         staleIfError: Duration = .zero,
+        retryAfterError: Duration = .seconds(1),
         earlyRefreshBeta: Double? = 1,
         jitter: Duration = .zero,
         negativeTimeToLive: Duration = .seconds(10),
@@ -58,6 +63,7 @@ public struct CachePolicy: Sendable {
         self.timeToLive = timeToLive
         self.staleWhileRevalidate = staleWhileRevalidate
         self.staleIfError = staleIfError
+        self.retryAfterError = retryAfterError
         self.earlyRefreshBeta = earlyRefreshBeta
         self.jitter = jitter
         self.negativeTimeToLive = negativeTimeToLive
@@ -78,6 +84,7 @@ public struct CachePolicy: Sendable {
         try check(timeToLive >= .milliseconds(1), "timeToLive must be at least 1 ms, got \(timeToLive)")
         try check(staleWhileRevalidate >= .zero, "staleWhileRevalidate must not be negative")
         try check(staleIfError >= .zero, "staleIfError must not be negative")
+        try check(retryAfterError >= .zero, "retryAfterError must not be negative")
         try check(jitter >= .zero, "jitter must not be negative")
         try check(negativeTimeToLive >= .zero, "negativeTimeToLive must not be negative")
         try check(leaseDuration >= .milliseconds(3), "leaseDuration must be at least 3 ms, got \(leaseDuration)")

@@ -84,9 +84,21 @@ enum CacheScripts {
         """)
 
     /// The loader failed: frees the lease (if still ours) and tells the followers at once.
-    /// ARGV: token, channel, message.
+    /// When a stale value is within its stale-if-error window, it is served as fresh for the
+    /// retry delay, so that the failing origin is not retried by every caller at once.
+    /// ARGV: token, channel, message, retry delay ms (0 for none), stale-if-error ms.
     static let fail = RedisScript("""
         if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+        local retry = tonumber(ARGV[4])
+        if retry > 0 and redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+          local t = redis.call('TIME')
+          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          local fu = tonumber(redis.call('HGET', KEYS[1], 'fu') or '0')
+          local su = tonumber(redis.call('HGET', KEYS[1], 'su') or '0')
+          if now >= fu and now < fu + tonumber(ARGV[5]) then
+            redis.call('HSET', KEYS[1], 'fu', math.min(now + retry, su))
+          end
+        end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
         return 1
         """)

@@ -28,6 +28,7 @@ extension StampedeCache {
                 return try await withoutRedis(key, policy: policy, load: load, cause: error)
             }
             if reply.wasCorrupt {
+                metrics.corruptEntries.increment()
                 logger.debug("a foreign or corrupt entry was found and dropped", metadata: ["stampede.key": "\(key)"])
             }
             let lease = Lease(name: key, token: token, fence: FencingToken(reply.fence))
@@ -199,9 +200,13 @@ extension StampedeCache {
             error = StampedeError(.leaseLost, loss.description)
         }
         metrics.loadErrors.increment()
+        let retryDelay = policy.staleIfError > .zero && policy.retryAfterError > .zero ? policy.retryAfterError.milliseconds : 0
         _ = try? await client.run(
             CacheScripts.fail, keys: keys.all,
-            arguments: [RedisArgument(lease.token), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.failed, key: key))])
+            arguments: [
+                RedisArgument(lease.token), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.failed, key: key)),
+                RedisArgument(retryDelay), RedisArgument(policy.staleIfError == .zero ? 0 : policy.staleIfError.milliseconds),
+            ])
         throw error
     }
 

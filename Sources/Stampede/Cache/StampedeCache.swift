@@ -188,6 +188,18 @@ public final class StampedeCache: Sendable {
         flights.forget(key)
     }
 
+    /// Gets ready for the first lookup ahead of time: opens the connections, loads the
+    /// scripts into Redis and starts the subscription that wakes waiting callers. Optional:
+    /// without it the first lookups do this work themselves.
+    public func prepare() async throws {
+        _ = try await leases.redis {
+            for script in [CacheScripts.leaseGet, CacheScripts.fill, CacheScripts.fail, CacheScripts.invalidate, LockScripts.renew] {
+                try await client.send("SCRIPT", "LOAD", RedisArgument(script.source))
+            }
+        }
+        _ = await events.ensureListening(within: configuration.policy.waitTimeout)
+    }
+
     /// Lets background refreshes (and loads past a soft timeout) finish and store their
     /// values, then ends the cache's subscription. Lookups afterwards still work, without
     /// wake-ups. Call it before the process exits.

@@ -34,6 +34,8 @@ struct ConnectionStateMachine<Link> {
     private(set) var failedAttempts = 0
     /// Successful connects so far: more than one means subscriptions must be restored.
     private(set) var connectCount = 0
+    /// Commands accepted for sending so far (handshakes not included).
+    private(set) var commandsAccepted = 0
 
     init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         pendingBytes = allocator.buffer(capacity: 0)
@@ -70,6 +72,7 @@ struct ConnectionStateMachine<Link> {
     }
 
     private mutating func append(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) {
+        commandsAccepted += 1
         RESPEncoder.encode(arguments, into: &pendingBytes)
         pendingCommands.append(PendingCommand(target: target, deadline: deadline))
     }

@@ -67,6 +67,9 @@ final class RedisConnection: Sendable {
         }
     }
 
+    /// Commands accepted for sending so far.
+    var commandsAccepted: Int { state.withLock { $0.commandsAccepted } }
+
     /// Sends a command and waits for its reply.
     func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         // Unsafe rather than checked: the checked kind allocates per call, and every path

@@ -35,7 +35,7 @@ final class RedisSubscriber: Sendable {
     }
 
     private let registry = Registry()
-    private let connection: RedisConnection
+    let connection: RedisConnection
     private let eventLoop: any EventLoop
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {
