@@ -73,6 +73,7 @@ let package = Package(
                 "Stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -71,10 +71,16 @@ public final class RedisServer: @unchecked Sendable {
     public var socketPath: String { directory.appendingPathComponent("redis.sock").path }
     public var logPath: String { directory.appendingPathComponent("redis.log").path }
 
-    /// The `redis-server` binary: `$REDIS_SERVER`, else the first on `PATH`, else `/usr/bin`.
+    /// The `redis-server` binary: `$REDIS_SERVER`, else the first on `PATH`, else in
+    /// `/usr/bin` or `/usr/local/bin`.
     public static func executablePath() throws -> String {
         let environment = ProcessInfo.processInfo.environment
-        if let explicit = environment["REDIS_SERVER"], !explicit.isEmpty { return explicit }
+        if let explicit = environment["REDIS_SERVER"], !explicit.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: explicit) else {
+                throw StartError(description: "REDIS_SERVER=\(explicit) is not an executable file")
+            }
+            return explicit
+        }
         let path = (environment["PATH"] ?? "") + ":/usr/bin:/usr/local/bin"
         for folder in path.split(separator: ":") {
             let candidate = "\(folder)/redis-server"

@@ -44,15 +44,12 @@ struct CacheBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server: ServerChoice
-        do {
-            server = try await ServerChoice.resolve(url: redis) { print($0) }
-        } catch {
-            throw CleanExit.message("stampede: \(error)")
-        }
-        defer { server.finish() }
+        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
+    }
+
+    private func measure(on server: ServerChoice) async throws {
         let client = try RedisClient(configuration: server.configuration)
-        let url = redis ?? server.throwaway!.url
+        let url = server.url
         print("Miss storm: \(processes) processes x \(tasks) callers, loader \(loadMs) ms, \(rounds) rounds (medians).")
 
         var storms: [String: [Storm]] = [:]
@@ -96,40 +93,23 @@ struct CacheBenchmark: AsyncParsableCommand {
 
     private func runStorm(client: RedisClient, url: String, strategy: MissStrategy, keys: Int, namespace: String) async throws -> Storm {
         let counter = namespace + ":origin"
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         // Every process starts its callers at one instant, after all have started.
         let startAt = monotonicNanoseconds() + 2_000_000_000
-        var workers: [(Process, Pipe)] = []
-        for _ in 0..<processes {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
-                "cache-worker", "--redis", url, "--namespace", namespace, "--origin-counter", counter,
-                "--strategy", strategy.rawValue, "--keys", "\(keys)", "--tasks", "\(tasks)", "--load-ms", "\(loadMs)",
-                "--start-at", "\(startAt)", "--report-latencies",
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            workers.append((process, output))
-        }
+        let outputs = try runWorkers(Array(repeating: [
+            "cache-worker", "--redis", url, "--namespace", namespace, "--origin-counter", counter,
+            "--strategy", strategy.rawValue, "--keys", "\(keys)", "--tasks", "\(tasks)", "--load-ms", "\(loadMs)",
+            "--start-at", "\(startAt)", "--report-latencies",
+        ], count: processes))
         var latencies: [Double] = []
         var originTimes: [Double] = []
         var commands = 0
-        for (process, output) in workers {
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                throw ToolError("a \(strategy.rawValue) worker failed: \(text.suffix(500))")
-            }
-            for line in text.split(separator: "\n") {
-                if line.hasPrefix("latencies-us ") {
-                    latencies += line.dropFirst(13).split(separator: ",").compactMap { Double($0) }.map { $0 / 1000 }
-                } else if line.hasPrefix("origin-us ") {
-                    originTimes += line.dropFirst(10).split(separator: ",").compactMap { Double($0) }.map { $0 / 1000 }
-                } else if line.hasPrefix("commands ") {
-                    commands += Int(line.dropFirst(9)) ?? 0
-                }
+        for line in outputs.flatMap({ $0.split(separator: "\n") }) {
+            if line.hasPrefix("latencies-us ") {
+                latencies += line.dropFirst(13).split(separator: ",").compactMap { Double($0) }.map { $0 / 1000 }
+            } else if line.hasPrefix("origin-us ") {
+                originTimes += line.dropFirst(10).split(separator: ",").compactMap { Double($0) }.map { $0 / 1000 }
+            } else if line.hasPrefix("commands ") {
+                commands += Int(line.dropFirst(9)) ?? 0
             }
         }
         let originCalls = try await client.send("GET", RedisArgument(counter)).int ?? 0

@@ -37,18 +37,7 @@ struct ClientThroughput: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server: ServerChoice
-        do {
-            server = try await ServerChoice.resolve(url: redis) { print($0) }
-        } catch {
-            throw CleanExit.message("stampede: \(error)")
-        }
-        defer { server.finish() }
-        do {
-            try await measure(on: server)
-        } catch let error as RedisError {
-            throw ToolError("Redis at \(server.configuration.endpoint) failed: \(error.code): \(error.message)")
-        }
+        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
     }
 
     private func measure(on server: ServerChoice) async throws {
@@ -122,10 +111,4 @@ struct ClientThroughput: AsyncParsableCommand {
         }
         return Double(perTask * tasks) / (clock.now - start).inSeconds
     }
-}
-
-/// One line on standard error and a non-zero exit.
-struct ToolError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

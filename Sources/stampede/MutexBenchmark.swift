@@ -36,13 +36,10 @@ struct MutexBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let server: ServerChoice
-        do {
-            server = try await ServerChoice.resolve(url: redis) { print($0) }
-        } catch {
-            throw CleanExit.message("stampede: \(error)")
-        }
-        defer { server.finish() }
+        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
+    }
+
+    private func measure(on server: ServerChoice) async throws {
         let prefix = "stampede:bench:mutex:"
         let client = try RedisClient(configuration: server.configuration)
         defer {
@@ -62,35 +59,22 @@ struct MutexBenchmark: AsyncParsableCommand {
         print("Uncontended withLock (acquire + release), one task, one connection: \(Int(rate)) per second")
 
         // Contended: waiters across processes, all on one lock.
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         print("Hand-off: \(waiters) waiters in \(processes) processes on one lock, each holding it \(holdMs) ms, for \(duration) s ...")
-        var workers: [(Process, Pipe)] = []
-        for index in 0..<processes {
+        let outputs = try runWorkers((0..<processes).map { index in
             let tasks = waiters / processes + (index < waiters % processes ? 1 : 0)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
-                "mutex-worker", "--redis", redisURL(server.configuration), "--name", "contended", "--mode", "handoff",
+            return [
+                "mutex-worker", "--redis", server.url, "--name", "contended", "--mode", "handoff",
                 "--key-prefix", prefix, "--tasks", "\(tasks)", "--hold-ms", "\(holdMs)", "--duration-ms", "\(duration * 1000)",
             ]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            workers.append((process, output))
-        }
+        })
         var samples: [Int] = []
         var violations = 0
-        for (process, output) in workers {
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            for line in text.split(separator: "\n") {
-                if line.hasPrefix("samples ") {
-                    samples += line.dropFirst(8).split(separator: ",").compactMap { Int($0) }
-                } else if line.hasPrefix("violations ") {
-                    violations += Int(line.dropFirst(11)) ?? 0
-                }
+        for line in outputs.flatMap({ $0.split(separator: "\n") }) {
+            if line.hasPrefix("samples ") {
+                samples += line.dropFirst(8).split(separator: ",").compactMap { Int($0) }
+            } else if line.hasPrefix("violations ") {
+                violations += Int(line.dropFirst(11)) ?? 0
             }
-            guard process.terminationStatus == 0 else { throw ToolError("a worker failed with status \(process.terminationStatus)") }
         }
         samples.sort()
         guard !samples.isEmpty else { throw ToolError("no hand-offs were recorded") }
@@ -98,14 +82,5 @@ struct MutexBenchmark: AsyncParsableCommand {
         print(String(format: "Hand-offs: %d, p50 %.3f ms, p99 %.3f ms, max %.3f ms; mutual-exclusion violations: %d",
                      samples.count, percentile(0.5), percentile(0.99), percentile(1.0), violations))
         if violations > 0 { throw ToolError("mutual exclusion was violated \(violations) times") }
-    }
-
-    /// The URL to hand to workers (the configuration, back as a URL).
-    private func redisURL(_ configuration: RedisConfiguration) -> String {
-        if let redis { return redis }
-        switch configuration.endpoint {
-        case .tcp(let host, let port): return "redis://\(host):\(port)/\(configuration.database)"
-        case .unixSocket(let path): return "unix://\(path)?db=\(configuration.database)"
-        }
     }
 }

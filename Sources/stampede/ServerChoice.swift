@@ -1,20 +1,67 @@
 import EmbeddedRedis
+import Foundation
 import StampedeRedis
 
 /// The Redis a command runs against: the user's (`--redis URL`) or a throwaway one.
 struct ServerChoice {
     let configuration: RedisConfiguration
-    /// The throwaway server, stopped by ``finish()``; `nil` when the user gave a URL.
+    /// The URL to hand to worker processes.
+    let url: String
+    /// The throwaway server, stopped at the end; `nil` when the user gave a URL.
     let throwaway: RedisServer?
 
-    static func resolve(url: String?, say: (String) -> Void) async throws -> ServerChoice {
-        if let url {
-            return ServerChoice(configuration: try RedisConfiguration(url: url), throwaway: nil)
+    /// Runs `body` against the user's Redis or a throwaway one (stopped afterwards). Every
+    /// failure to start or reach Redis becomes one clear line and a non-zero exit.
+    static func run<Result>(url: String?, _ body: (ServerChoice) async throws -> Result) async throws -> Result {
+        let server: ServerChoice
+        do {
+            if let url {
+                server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil)
+            } else {
+                let started = try await RedisServer.start()
+                say("No --redis given: started a throwaway redis-server at \(started.url) (stopped at the end).")
+                server = ServerChoice(configuration: try RedisConfiguration(url: started.url), url: started.url, throwaway: started)
+            }
+        } catch let error as RedisError {
+            throw ToolError(error.message)
+        } catch {
+            throw ToolError("could not start a throwaway redis-server: \(error)")
         }
-        let server = try await RedisServer.start()
-        say("No --redis given: started a throwaway redis-server at \(server.url) (stopped at the end).")
-        return ServerChoice(configuration: try RedisConfiguration(url: server.url), throwaway: server)
+        defer { server.throwaway?.stop() }
+        do {
+            return try await body(server)
+        } catch let error as RedisError {
+            throw ToolError("Redis at \(server.configuration.endpoint) failed: \(error.code): \(error.message)")
+        }
     }
+}
 
-    func finish() { throwaway?.stop() }
+/// One line on standard error and a non-zero exit.
+struct ToolError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs this executable in worker mode, once per argument list, all at once; returns each
+/// worker's standard output once all have exited.
+func runWorkers(_ argumentLists: [[String]]) throws -> [String] {
+    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var workers: [(Process, Pipe)] = []
+    for arguments in argumentLists {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        workers.append((process, output))
+    }
+    return try workers.map { process, output in
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ToolError("a worker (\(argumentLists[0].first ?? "")) failed with status \(process.terminationStatus): \(text.suffix(500))")
+        }
+        return text
+    }
 }

@@ -23,6 +23,11 @@ final class FakeOrigin: Sendable {
 
 struct OriginDown: Error {}
 
+/// The JSON stored for `key` in Redis, read directly (without a lookup that could load).
+func storedJSON(_ client: RedisClient, _ cache: StampedeCache, _ key: String) async -> String? {
+    try? await client.send("HGET", RedisArgument("{\(cache.configuration.namespace):\(key)}"), "v").string
+}
+
 /// `cache.value(for:load:)` for a `String` origin, spelled out so that `#expect` and
 /// closures around it need no type annotations.
 func fetch(_ cache: StampedeCache, _ key: String, _ load: @escaping @Sendable () async throws -> String) async throws -> String {
@@ -85,7 +90,7 @@ struct CacheTests {
             // Nobody waited for the 500 ms loader: everyone got the old value at once.
             #expect(values.allSatisfy { $0 == "v1" })
             #expect(clock.now - start < .milliseconds(450))
-            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v2" })
+            #expect(await eventually { await storedJSON(client, cache, "k") == "\"v2\"" })
             #expect(origin.calls == 2)
         }
     }
@@ -136,10 +141,13 @@ struct CacheTests {
             let policy = CachePolicy(waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
             let follower = cache(otherClient, policy, namespace: namespace)
+            // Subscribed before the storm, as a running service is: a failure published
+            // before the follower listened would rightly make it load itself.
+            try await follower.prepare()
             let origin = FakeOrigin()
             let leading = Task {
                 try await leader.value(for: "k") { () async throws -> String in
-                    _ = try await origin.load(after: .milliseconds(300))
+                    _ = try await origin.load(after: .milliseconds(1000))
                     throw OriginDown()
                 }
             }
@@ -161,6 +169,7 @@ struct CacheTests {
             let policy = CachePolicy(leaseDuration: .seconds(30), waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
             let follower = cache(otherClient, policy, namespace: namespace)
+            try await follower.prepare()
             let origin = FakeOrigin()
             origin.set("filled")
             let leading = Task { try await leader.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
@@ -271,7 +280,7 @@ struct CacheTests {
             _ = try await cache.value(for: "k") { "old" }
             try await Task.sleep(for: .milliseconds(200))
             #expect(try await fetch(cache, "k") { try await Task.sleep(for: .milliseconds(500)); return "new" } == "old")
-            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "new" })
+            #expect(await eventually { await storedJSON(client, cache, "k") == "\"new\"" })
         }
     }
 

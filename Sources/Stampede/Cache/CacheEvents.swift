@@ -23,6 +23,8 @@ final class CacheEvents: Sendable {
         /// Per key: how many events so far, and the last one.
         var keys: [String: (generation: Int, last: Kind, signal: AsyncSignal, users: Int)] = [:]
         var listener: Task<Void, Never>?
+        /// Signalled when a subscription being started is confirmed (or has failed).
+        var starting: AsyncSignal?
         var isListening = false
         var isClosed = false
     }
@@ -49,24 +51,31 @@ final class CacheEvents: Sendable {
     }
 
     /// Starts listening if not yet; returns whether the subscription is confirmed, waiting at
-    /// most `limit` for it. Without it, waiters fall back to re-checking on a timer.
+    /// most `limit` for it (also when another lookup is starting it). Without it, waiters
+    /// fall back to re-checking on a timer.
     func ensureListening(within limit: Duration) async -> Bool {
-        let ready = AsyncSignal()
-        let (start, alreadyListening) = state.withLock { state -> (Bool, Bool) in
-            if state.isListening { return (false, true) }
-            if state.listener != nil || state.isClosed { return (false, false) }
+        let (starting, isListening) = state.withLock { state -> (AsyncSignal?, Bool) in
+            if state.isListening { return (nil, true) }
+            if state.isClosed { return (nil, false) }
+            if let starting = state.starting { return (starting, false) }
+            let ready = AsyncSignal()
+            state.starting = ready
             state.listener = Task { await self.listen(ready: ready) }
-            return (true, false)
+            return (ready, false)
         }
-        if alreadyListening { return true }
-        if start { await ready.wait(after: 0, timeout: limit) }
+        if isListening { return true }
+        guard let starting else { return false }
+        await starting.wait(after: 0, timeout: limit)
         return state.withLock { $0.isListening }
     }
 
     private func listen(ready: AsyncSignal) async {
         do {
             try await client.subscribe(to: [channel]) { events in
-                state.withLock { $0.isListening = true }
+                state.withLock { state in
+                    state.isListening = true
+                    state.starting = nil
+                }
                 ready.notify()
                 for try await event in events {
                     switch event {
@@ -89,6 +98,7 @@ final class CacheEvents: Sendable {
         state.withLock { state in
             state.isListening = false
             state.listener = nil
+            state.starting = nil
         }
         ready.notify()
         notifyAll()
