@@ -162,6 +162,33 @@ struct CacheTests {
         }
     }
 
+    @Test func remoteFollowersGetTheStaleValueWhenTheLoaderFailsIfAllowed() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil, waitTimeout: .seconds(30))
+            let leader = cache(client, policy, namespace: namespace)
+            let follower = cache(otherClient, policy, namespace: namespace)
+            try await follower.prepare()
+            _ = try await fetch(leader, "k") { "old" }
+            try await Task.sleep(for: .milliseconds(200))
+            let origin = FakeOrigin()
+            let leading = Task {
+                try await leader.value(for: "k") { () async throws -> String in
+                    _ = try await origin.load(after: .milliseconds(1000))
+                    throw OriginDown()
+                }
+            }
+            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await fetch(follower, "k") { "must not be called" } == "old")
+            #expect(clock.now - start < .seconds(10), "told by the message, not by the 30 s wait timeout")
+            #expect(try await leading.value == "old")
+            await otherClient.shutdown()
+        }
+    }
+
     @Test func aFollowerIsWokenByTheFillNotByItsWaitTimeout() async throws {
         try await withSharedClient { client, server async throws in
             let namespace = uniquePrefix()

@@ -39,7 +39,7 @@ final class RedisConnection: Sendable {
     private let connectTimeout: TimeAmount
     /// Guards the connection's phase and the commands not yet handed to a channel.
     private let state = Mutex(ConnectionStateMachine<Link>())
-    /// The pending retry after a failed connect; written under `state`'s lock order (alone).
+    /// The pending retry after a failed connect, so that close() can cancel it.
     private let retryTask = Mutex<Scheduled<Void>?>(nil)
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, hooks: Hooks = Hooks()) {
