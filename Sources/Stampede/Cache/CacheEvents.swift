@@ -34,12 +34,31 @@ final class CacheEvents: Sendable {
     let channel: String
     private let logger: Logger
     let notifications: @Sendable () -> Void
+    /// Told of every key a message names (a fill, a failure, an invalidation).
+    private let changed: @Sendable (String) -> Void
+    /// Told when messages may have been missed (the subscription was interrupted).
+    private let mayHaveMissedChanges: @Sendable () -> Void
 
-    init(client: RedisClient, channel: String, logger: Logger, notifications: @escaping @Sendable () -> Void) {
+    init(
+        client: RedisClient, channel: String, logger: Logger,
+        notifications: @escaping @Sendable () -> Void,
+        changed: @escaping @Sendable (String) -> Void = { _ in },
+        mayHaveMissedChanges: @escaping @Sendable () -> Void = {}
+    ) {
         self.client = client
         self.channel = channel
         self.logger = logger
         self.notifications = notifications
+        self.changed = changed
+        self.mayHaveMissedChanges = mayHaveMissedChanges
+    }
+
+    /// Whether the subscription is up now.
+    var isListening: Bool { state.withLock { $0.isListening } }
+
+    /// How many events `key` has seen while watched (see ``watch(_:)``).
+    func generation(of key: String) -> Int? {
+        state.withLock { $0.keys[key]?.generation }
     }
 
     static func message(_ kind: Kind, key: String) -> String {
@@ -83,9 +102,11 @@ final class CacheEvents: Sendable {
                         guard let first = message.payload.first else { continue }
                         let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
                         let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
+                        changed(key)
                         notify(key: key, kind: kind)
                     case .messagesMayHaveBeenMissed:
                         logger.debug("cache subscription restored; waking every waiter to re-check")
+                        mayHaveMissedChanges()
                         notifyAll()
                     }
                 }
@@ -101,6 +122,7 @@ final class CacheEvents: Sendable {
             state.starting = nil
         }
         ready.notify()
+        mayHaveMissedChanges()
         notifyAll()
     }
 

@@ -2,8 +2,10 @@ import Metrics
 
 /// The cache's swift-metrics instruments, all labelled `stampede.cache.*`.
 struct CacheMetrics: Sendable {
-    /// Fresh values served.
+    /// Fresh values served from Redis.
     let hits: Counter
+    /// Values served from the near cache.
+    let nearHits: Counter
     /// Stale values served (stale-while-revalidate, stale-if-error, soft timeout).
     let staleServed: Counter
     /// Lookups that found no usable value.
@@ -33,6 +35,7 @@ struct CacheMetrics: Sendable {
         let factory = factory ?? MetricsSystem.factory
         func counter(_ name: String) -> Counter { Counter(label: "stampede.cache.\(name)", factory: factory) }
         hits = counter("hits")
+        nearHits = counter("near_hits")
         staleServed = counter("stale_served")
         misses = counter("misses")
         loads = counter("loads")

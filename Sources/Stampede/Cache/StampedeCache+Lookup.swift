@@ -36,6 +36,13 @@ extension StampedeCache {
             switch (reply.state, reply.role) {
             case (.fresh, _):
                 metrics.hits.increment()
+                if let near, let entry = reply.entry, events.isListening, events.generation(of: key) == seen {
+                    // Nothing changed the key since it was read: keep it for at most its
+                    // fresh time, measured from before the read was sent.
+                    let freshFor = Duration.milliseconds(entry.freshUntil - reply.now)
+                    let limit = configuration.nearCache?.timeToLive ?? .zero
+                    near.store(.init(bytes: entry.isNegative ? nil : entry.value, expires: sentAt + min(freshFor, limit)), for: key)
+                }
                 if reply.role == .leader {
                     // Early refresh: this caller won the try-lock; it serves the fresh value
                     // and refreshes in the background.

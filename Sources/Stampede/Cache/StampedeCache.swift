@@ -33,15 +33,38 @@ public final class StampedeCache: Sendable {
         public var codec: any CacheCodec
         /// The largest encoded value stored. Default: 1 MiB.
         public var maximumValueSize: Int
+        /// An in-process cache in front of Redis for hot keys; `nil` turns it off.
+        /// Default: `nil`.
+        public var nearCache: NearCacheOptions?
 
         public init(
             namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
-            codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20
+            codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20,
+            nearCache: NearCacheOptions? = nil
         ) {
             self.namespace = namespace
             self.policy = policy
             self.codec = codec
             self.maximumValueSize = maximumValueSize
+            self.nearCache = nearCache
+        }
+    }
+
+    /// The near cache: values served from this process's memory, for a short time.
+    ///
+    /// A value is served locally for at most `min(timeToLive, the time it stays fresh in
+    /// Redis)`. Fill and invalidation messages from any process drop it at once, and when
+    /// the subscription that carries them was interrupted, every entry is dropped (messages
+    /// may have been missed). Values are only kept while that subscription is up.
+    public struct NearCacheOptions: Sendable {
+        /// The most entries kept; the least recently used go first. Default: 10,000.
+        public var capacity: Int
+        /// The longest an entry is served locally. Default: 5 s.
+        public var timeToLive: Duration
+
+        public init(capacity: Int = 10_000, timeToLive: Duration = .seconds(5)) {
+            self.capacity = capacity
+            self.timeToLive = timeToLive
         }
     }
 
@@ -58,6 +81,8 @@ public final class StampedeCache: Sendable {
     let leases: RedisMutex
     /// Background refreshes and loads past a soft timeout.
     let background = BackgroundLoads()
+    /// The near cache, when configured.
+    let near: NearCache?
 
     /// What a lookup produced, before decoding: `nil` bytes for "no such value".
     struct Lookup: Sendable {
@@ -86,9 +111,13 @@ public final class StampedeCache: Sendable {
         self.logger = logger
         let metrics = CacheMetrics(factory: metricsFactory)
         self.metrics = metrics
+        let near = configuration.nearCache.map { NearCache(capacity: max($0.capacity, 1)) }
+        self.near = near
         self.events = CacheEvents(
             client: client, channel: configuration.namespace + ":events", logger: logger,
-            notifications: { metrics.notifications.increment() })
+            notifications: { metrics.notifications.increment() },
+            changed: { key in near?.remove(key) },
+            mayHaveMissedChanges: { near?.removeAll() })
         self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
     }
 
@@ -138,13 +167,31 @@ public final class StampedeCache: Sendable {
             }
             return bytes
         }
+        if let near {
+            if let entry = near.entry(for: key, now: .now) {
+                metrics.nearHits.increment()
+                guard let bytes = entry.bytes else { return nil }
+                if let decoded = entry.decoded, decoded.type == ObjectIdentifier(Value.self), let value = decoded.value as? Value {
+                    return value
+                }
+                let value = try decode(Value.self, key: key, bytes: bytes)
+                near.attach(value, for: key, expires: entry.expires)
+                return value
+            }
+            // Entries are kept only while invalidations can reach them.
+            _ = await events.ensureListening(within: policy.waitTimeout)
+        }
         let (lookup, shared) = try await flights.run(key: key) {
             try await self.lookup(key, policy: policy, load: loadBytes)
         }
         if shared { metrics.coalesced.increment() }
         guard let bytes = lookup.bytes else { return nil }
+        return try decode(Value.self, key: key, bytes: bytes)
+    }
+
+    private func decode<Value: Decodable>(_ type: Value.Type, key: String, bytes: [UInt8]) throws -> Value {
         do {
-            return try codec.decode(Value.self, from: bytes)
+            return try configuration.codec.decode(Value.self, from: bytes)
         } catch {
             throw StampedeError(.corruptEntry, "the cached value for '\(key)' is not a \(Value.self): \(error)")
         }
