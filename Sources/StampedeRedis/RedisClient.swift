@@ -65,6 +65,17 @@ public final class RedisClient: Sendable {
         return try await connections[index].send(arguments)
     }
 
+    /// Sends several commands back to back on one connection, without waiting for each reply
+    /// in turn, and returns each command's reply or error, in order. The commands are not a
+    /// transaction: other clients' commands may run between them.
+    public func pipeline(_ commands: [[RedisArgument]]) async throws -> [Result<RedisValue, RedisError>] {
+        guard !commands.isEmpty, commands.allSatisfy({ !$0.isEmpty }) else {
+            throw RedisError(.invalidArgument, "a pipeline needs at least one command, each with its name")
+        }
+        let index = connections.count == 1 ? 0 : nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
+        return await connections[index].pipeline(commands)
+    }
+
     /// Sends one command and returns its reply. See ``send(_:)-([RedisArgument])``.
     @discardableResult
     public func send(_ arguments: RedisArgument...) async throws -> RedisValue {

@@ -12,12 +12,22 @@ extension StampedeCache {
         var seen = events.watch(key)
         defer { events.unwatch(key) }
         var listening = false
+        var firstAttempt = true
         let clock = ContinuousClock()
         while true {
             try Task.checkCancellation()
-            let token = RedisMutex.randomToken()
             // XFetch: refresh early when now - delta * beta * ln(rand) >= freshUntil.
             let early = policy.earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
+            if firstAttempt {
+                firstAttempt = false
+                let sentAt = clock.now
+                if let (entry, now) = await freshRead(keys, early: early) {
+                    metrics.hits.increment()
+                    keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen)
+                    return Lookup(entry: entry)
+                }
+            }
+            let token = RedisMutex.randomToken()
             let sentAt = clock.now
             let reply: LeaseGetReply
             do {
@@ -36,13 +46,7 @@ extension StampedeCache {
             switch (reply.state, reply.role) {
             case (.fresh, _):
                 metrics.hits.increment()
-                if let near, let entry = reply.entry, events.isListening, events.generation(of: key) == seen {
-                    // Nothing changed the key since it was read: keep it for at most its
-                    // fresh time, measured from before the read was sent.
-                    let freshFor = Duration.milliseconds(entry.freshUntil - reply.now)
-                    let limit = configuration.nearCache?.timeToLive ?? .zero
-                    near.store(.init(bytes: entry.isNegative ? nil : entry.value, expires: sentAt + min(freshFor, limit)), for: key)
-                }
+                keepNear(key, entry: reply.entry!, redisNow: reply.now, sentAt: sentAt, seen: seen)
                 if reply.role == .leader {
                     // Early refresh: this caller won the try-lock; it serves the fresh value
                     // and refreshes in the background.
@@ -81,6 +85,36 @@ extension StampedeCache {
                 }
             }
         }
+    }
+
+    /// The hit path: a fresh entry costs two plain commands sent back to back (`TIME` and
+    /// `HMGET`, cheaper for Redis than a script), still judged on Redis's clock. `nil` when
+    /// the entry is not plainly fresh (missing, stale, foreign, due for an early refresh) or
+    /// Redis failed: the lease-get script then decides.
+    private func freshRead(_ keys: Keys, early: Double) async -> (StoredEntry, Int)? {
+        guard let replies = try? await client.pipeline([
+            ["TIME"], ["HMGET", RedisArgument(keys.entry), "ver", "v", "f", "fu", "su", "d", "n"],
+        ]),
+            case .success(.array(let time)) = replies[0], time.count == 2,
+            let seconds = time[0].int, let microseconds = time[1].int,
+            case .success(.array(let fields)) = replies[1], fields.count == 7, fields[0].string == "1",
+            let value = fields[1].bytes, let fence = fields[2].int, let freshUntil = fields[3].int, let staleUntil = fields[4].int
+        else { return nil }
+        let now = seconds * 1000 + microseconds / 1000
+        let delta = fields[5].int ?? 0
+        guard now < freshUntil, early <= 0 || Double(now) + Double(delta) * early < Double(freshUntil) else { return nil }
+        let entry = StoredEntry(
+            value: value, fence: fence, freshUntil: freshUntil, staleUntil: staleUntil,
+            loadMilliseconds: delta, isNegative: fields[6].string == "1")
+        return (entry, now)
+    }
+
+    /// Keeps a fresh entry in the near cache, if there is one and nothing changed the key
+    /// since the lookup started, for at most its fresh time measured from before the read.
+    private func keepNear(_ key: String, entry: StoredEntry, redisNow: Int, sentAt: ContinuousClock.Instant, seen: Int) {
+        guard let near, let options = configuration.nearCache, events.isListening, events.generation(of: key) == seen else { return }
+        let freshFor = Duration.milliseconds(entry.freshUntil - redisNow)
+        near.store(.init(bytes: entry.isNegative ? nil : entry.value, expires: sentAt + min(freshFor, options.timeToLive)), for: key)
     }
 
     /// Redis could not be reached: load without it, or fail, as the policy says.

@@ -155,6 +155,7 @@ public final class StampedeCache: Sendable {
         load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
         try Self.validate(key: key)
+        if let hit = try nearValue(Value.self, key: key) { return hit }
         let policy = policy ?? configuration.policy
         try policy.validate()
         let codec = configuration.codec
@@ -167,17 +168,7 @@ public final class StampedeCache: Sendable {
             }
             return bytes
         }
-        if let near {
-            if let entry = near.entry(for: key, now: .now) {
-                metrics.nearHits.increment()
-                guard let bytes = entry.bytes else { return nil }
-                if let decoded = entry.decoded, decoded.type == ObjectIdentifier(Value.self), let value = decoded.value as? Value {
-                    return value
-                }
-                let value = try decode(Value.self, key: key, bytes: bytes)
-                near.attach(value, for: key, expires: entry.expires)
-                return value
-            }
+        if near != nil {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
         }
@@ -187,6 +178,19 @@ public final class StampedeCache: Sendable {
         if shared { metrics.coalesced.increment() }
         guard let bytes = lookup.bytes else { return nil }
         return try decode(Value.self, key: key, bytes: bytes)
+    }
+
+    /// The near cache's answer: `nil` on a miss, `.some(nil)` for a cached "no such value".
+    private func nearValue<Value: Codable & Sendable>(_ type: Value.Type, key: String) throws -> Value?? {
+        guard let near, let entry = near.entry(for: key, now: .now) else { return nil }
+        metrics.nearHits.increment()
+        guard let bytes = entry.bytes else { return .some(nil) }
+        if let decoded = entry.decoded, decoded.type == ObjectIdentifier(Value.self), let value = decoded.value as? Value {
+            return value
+        }
+        let value = try decode(Value.self, key: key, bytes: bytes)
+        near.attach(value, for: key, expires: entry.expires)
+        return value
     }
 
     private func decode<Value: Decodable>(_ type: Value.Type, key: String, bytes: [UInt8]) throws -> Value {
@@ -206,8 +210,9 @@ public final class StampedeCache: Sendable {
         policy: CachePolicy? = nil,
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        let optional: @Sendable () async throws -> Value? = { try await load() }
-        guard let value = try await valueIfPresent(for: key, as: type, policy: policy, load: optional) else {
+        // The near cache first, before any closure is built: a hit allocates nothing.
+        if let hit = try nearValue(Value.self, key: key), let value = hit { return value }
+        guard let value = try await valueIfPresent(for: key, as: type, policy: policy, load: { try await load() }) else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
         }
         return value

@@ -79,6 +79,15 @@ final class RedisConnection: Sendable {
         }
     }
 
+    /// Sends commands back to back (they go out in one write) and returns every reply or
+    /// error, in order.
+    func pipeline(_ commands: [[RedisArgument]]) async -> [Result<RedisValue, RedisError>] {
+        await withUnsafeContinuation { continuation in
+            let batch = BatchReplies(count: commands.count, continuation: continuation)
+            for (index, command) in commands.enumerated() { submit(command, to: .batch(batch, index: index)) }
+        }
+    }
+
     /// Runs on the event loop: writes every command queued since the last flush.
     private func flush(_ link: Link) {
         guard let (bytes, commands) = state.withLock({ $0.takePending() }) else { return }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Stampede
+import StampedeRedis
+
+/// Hit storms: many keys, one hot key, and the near cache, beside `redis-benchmark` on the
+/// same server in the same run.
+struct HitBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hit-benchmark",
+        abstract: "Hit storms on fresh keys (many keys, one hot key, near cache) beside redis-benchmark.",
+        discussion: """
+            Without --redis, starts a throwaway redis-server. With --redis, uses keys under \
+            'stampede:bench:hit' and 'key:__rand_int__' (redis-benchmark's) and deletes them afterwards.
+            """
+    )
+
+    @Option(help: "Redis URL. Default: a throwaway server.")
+    var redis: String?
+    @Option(help: "Concurrent tasks in this process (redis-benchmark gets the same number in flight: -c 16 -P N/16).")
+    var tasks: Int = 256
+    @Option(help: "Distinct keys in the many-keys storm.")
+    var keys: Int = 10_000
+    @Option(help: "Seconds per storm.")
+    var duration: Int = 5
+    @Option(help: "Value size in bytes.")
+    var valueSize: Int = 100
+
+    func validate() throws {
+        guard tasks >= 16, tasks % 16 == 0, tasks <= 4096 else { throw ValidationError("--tasks must be a multiple of 16 within 16...4096") }
+        guard (1...1_000_000).contains(keys) else { throw ValidationError("--keys must be within 1...1000000") }
+        guard (1...600).contains(duration) else { throw ValidationError("--duration must be within 1...600") }
+        guard (1...1_048_576).contains(valueSize) else { throw ValidationError("--value-size must be within 1...1048576") }
+    }
+
+    func run() async throws {
+        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
+    }
+
+    private func measure(on server: ServerChoice) async throws {
+        let client = try RedisClient(configuration: server.configuration)
+        let namespace = "stampede:bench:hit"
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: valueSize)
+        let policy = CachePolicy(timeToLive: .seconds(3600), earlyRefreshBeta: nil)
+        let cache = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
+        let near = StampedeCache(client: client, configuration: .init(
+            namespace: namespace, policy: policy, nearCache: .init(capacity: keys, timeToLive: .seconds(60))))
+        try await cache.prepare()
+        try await near.prepare()
+        print("Filling \(keys) keys of \(valueSize) bytes ...")
+        for index in 0..<keys { _ = try await cache.value(for: "k\(index)") { value } }
+        try await client.send("SET", "key:__rand_int__", RedisArgument(bytes: value))
+
+        let benchmark = try RedisBenchmark(configuration: server.configuration)
+        let pipeline = tasks / 16
+        let clock = ContinuousClock()
+        let keyCount = keys
+
+        print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
+        let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
+
+        print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
+        let manyKeys = try await storm(tasks: tasks, seconds: duration) { _ in
+            _ = try await cache.value(for: "k\(Int.random(in: 0..<keyCount))") { value }
+        }
+        print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
+        let hotKey = try await storm(tasks: tasks, seconds: duration) { _ in
+            _ = try await cache.value(for: "k0") { value }
+        }
+        print("Near cache: one task, one key, \(duration) s ...")
+        _ = try await near.value(for: "k0") { value }
+        _ = try await near.value(for: "k0") { value }
+        var batchNanoseconds: [Double] = []
+        let batch = 1_000
+        let end = clock.now + .seconds(duration)
+        var nearHits = 0
+        while clock.now < end {
+            let start = clock.now
+            for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
+            batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
+            nearHits += batch
+        }
+        batchNanoseconds.sort()
+        let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
+        let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
+
+        print("")
+        print("| storm | per second | against redis-benchmark |")
+        print("|---|---:|---:|")
+        print("| redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight) | \(Int(redisRate)) | 1.00x |")
+        print(String(format: "| cache.value, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(manyKeys), manyKeys / redisRate))
+        print(String(format: "| cache.value, one hot key, %d tasks | %d | %.2fx |", tasks, Int(hotKey), hotKey / redisRate))
+        print(String(format: "| near cache hit, one task | %d | %.2fx |", Int(nearRate), nearRate / redisRate))
+        print(String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
+                     nearP50, batch, Int(nearRate)))
+
+        await cache.shutdown()
+        await near.shutdown()
+        var cleanup: [RedisArgument] = ["DEL", "key:__rand_int__"]
+        for index in 0..<keys { cleanup += [RedisArgument("{\(namespace):k\(index)}"), RedisArgument("{\(namespace):k\(index)}:fence")] }
+        try await client.send(cleanup)
+        await client.shutdown()
+    }
+
+    /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second.
+    private func storm(tasks: Int, seconds: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let end = start + .seconds(seconds)
+        let calls = try await withThrowingTaskGroup(of: Int.self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    var calls = 0
+                    while clock.now < end {
+                        try await body(task)
+                        calls += 1
+                    }
+                    return calls
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return Double(calls) / (clock.now - start).inSeconds
+    }
+}
