@@ -137,4 +137,24 @@ struct SingleFlightTests {
         #expect(values == Set(0..<8))
         #expect(origin.calls == 8)
     }
+
+    @Test func aQuickFirstTryIsSharedAndFallsBackToTheOperation() async throws {
+        let flights = SingleFlight<String, Int>()
+        let origin = Origin()
+        // The quick try answers: the operation never runs, and callers arriving meanwhile join.
+        let quick = Task {
+            try await flights.run(key: "k", quickly: { await origin.load(1) }) { 99 }
+        }
+        while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let joiner = Task { try await flights.run(key: "k") { 98 } }
+        while flights.waiting(for: "k") == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        origin.release()
+        #expect(try await quick.value.value == 1)
+        let joined = try await joiner.value
+        #expect(joined.value == 1 && joined.shared)
+        // No quick answer: the operation runs.
+        let fallback = try await flights.run(key: "k", quickly: { nil }) { 2 }
+        #expect(fallback.value == 2 && !fallback.shared)
+        #expect(flights.count == 0)
+    }
 }

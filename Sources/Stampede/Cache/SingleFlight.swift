@@ -75,25 +75,46 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         key: Key,
         operation: @escaping @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
+        try await run(key: key, quickly: { nil }, operation: operation)
+    }
+
+    /// As ``run(key:operation:)``, with a quick first try that the first caller runs in its
+    /// own task (no task is started for it): when it returns a value, that is everyone's
+    /// result; when it returns `nil`, `operation` runs in a task of its own as usual.
+    ///
+    /// Use it for a step that is short and cannot be interrupted (one network round trip),
+    /// so that the common case costs no task while callers that arrive meanwhile still join.
+    public func run(
+        key: Key,
+        quickly: () async -> Value?,
+        operation: @escaping @Sendable () async throws -> Value
+    ) async throws -> (value: Value, shared: Bool) {
         let (flight, isNew) = flights.withLock { flights -> (Flight, Bool) in
             if let flight = flights[key] { return (flight, false) }
             let flight = Flight()
             flights[key] = flight
             return (flight, true)
         }
-        if isNew {
-            Task {
-                let result: Result<Value, any Error>
-                do { result = .success(try await operation()) } catch { result = .failure(error) }
-                // Free the key before waking the callers, so that a caller acting on the
-                // result starts a new flight rather than joining this finished one.
-                flights.withLock { flights in
-                    if flights[key] === flight { flights[key] = nil }
-                }
-                flight.finish(result)
-            }
+        guard isNew else { return (try await flight.wait(), true) }
+        if let value = await quickly() {
+            end(flight, for: key, with: .success(value))
+            return (value, false)
         }
-        return (try await flight.wait(), !isNew)
+        Task {
+            let result: Result<Value, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            end(flight, for: key, with: result)
+        }
+        return (try await flight.wait(), false)
+    }
+
+    /// Frees the key before waking the callers, so that a caller acting on the result starts
+    /// a new flight rather than joining this finished one.
+    private func end(_ flight: Flight, for key: Key, with result: Result<Value, any Error>) {
+        flights.withLock { flights in
+            if flights[key] === flight { flights[key] = nil }
+        }
+        flight.finish(result)
     }
 
     /// Lets the next call for `key` start a new operation even while one is in flight (for

@@ -12,21 +12,11 @@ extension StampedeCache {
         var seen = events.watch(key)
         defer { events.unwatch(key) }
         var listening = false
-        var firstAttempt = true
         let clock = ContinuousClock()
         while true {
             try Task.checkCancellation()
             // XFetch: refresh early when now - delta * beta * ln(rand) >= freshUntil.
-            let early = policy.earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
-            if firstAttempt {
-                firstAttempt = false
-                let sentAt = clock.now
-                if let (entry, now) = await freshRead(keys, early: early) {
-                    metrics.hits.increment()
-                    keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen)
-                    return Lookup(entry: entry)
-                }
-            }
+            let early = Self.earlyRefreshFactor(policy)
             let token = RedisMutex.randomToken()
             let sentAt = clock.now
             let reply: LeaseGetReply
@@ -85,6 +75,24 @@ extension StampedeCache {
                 }
             }
         }
+    }
+
+    /// -beta * ln(rand), or 0 without early refresh.
+    static func earlyRefreshFactor(_ policy: CachePolicy) -> Double {
+        policy.earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
+    }
+
+    /// The quick first try of a lookup, run in the first caller's own task: the value when
+    /// it is plainly fresh, else `nil` (then ``lookup(_:policy:load:)`` decides).
+    func freshLookup(_ key: String, policy: CachePolicy) async -> Lookup? {
+        // Watched only when a near cache must know that nothing changed during the read.
+        let seen = near == nil ? nil : events.watch(key)
+        defer { if seen != nil { events.unwatch(key) } }
+        let sentAt = ContinuousClock.now
+        guard let (entry, now) = await freshRead(keys(for: key), early: Self.earlyRefreshFactor(policy)) else { return nil }
+        metrics.hits.increment()
+        if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
+        return Lookup(entry: entry)
     }
 
     /// The hit path: a fresh entry costs two plain commands sent back to back (`TIME` and

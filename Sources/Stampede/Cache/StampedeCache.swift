@@ -172,7 +172,7 @@ public final class StampedeCache: Sendable {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
         }
-        let (lookup, shared) = try await flights.run(key: key) {
+        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy) }) {
             try await self.lookup(key, policy: policy, load: loadBytes)
         }
         if shared { metrics.coalesced.increment() }
