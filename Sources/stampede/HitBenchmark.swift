@@ -67,6 +67,11 @@ struct HitBenchmark: AsyncParsableCommand {
         let hotKey = try await storm(tasks: tasks, seconds: duration) { _ in
             _ = try await cache.value(for: "k0") { value }
         }
+        print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
+        _ = try await near.value(for: "k0") { value }
+        let hotNear = try await storm(tasks: tasks, seconds: duration) { _ in
+            _ = try await near.value(for: "k0") { value }
+        }
         print("Near cache: one task, one key, \(duration) s ...")
         _ = try await near.value(for: "k0") { value }
         _ = try await near.value(for: "k0") { value }
@@ -90,6 +95,7 @@ struct HitBenchmark: AsyncParsableCommand {
         print("| redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight) | \(Int(redisRate)) | 1.00x |")
         print(String(format: "| cache.value, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(manyKeys), manyKeys / redisRate))
         print(String(format: "| cache.value, one hot key, %d tasks | %d | %.2fx |", tasks, Int(hotKey), hotKey / redisRate))
+        print(String(format: "| cache.value, one hot key, %d tasks, near cache | %d | %.2fx |", tasks, Int(hotNear), hotNear / redisRate))
         print(String(format: "| near cache hit, one task | %d | %.2fx |", Int(nearRate), nearRate / redisRate))
         print(String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
                      nearP50, batch, Int(nearRate)))
