@@ -12,9 +12,10 @@ import StampedeRedis
 /// }
 /// ```
 ///
-/// For each lookup, one script decides on Redis's clock whether the value is fresh, stale or
-/// missing and, when it needs loading, gives the lease to one caller fleet-wide (the
-/// leader). In this process, concurrent lookups of one key share one such round trip. The
+/// A fresh value costs one round trip (`TIME` and `HMGET`, judged on Redis's clock).
+/// Otherwise one script decides on Redis's clock whether the value is stale or missing and,
+/// when it needs loading, gives the lease to one caller fleet-wide (the leader). In this
+/// process, concurrent lookups of one key share one such round trip. The
 /// leader runs the loader while a watchdog renews its lease, then stores the value only if
 /// no one took over and nothing was invalidated since (a fenced fill) and publishes "filled".
 /// Everyone else is woken by that message, or serves the stale value at once when the
