@@ -21,5 +21,16 @@ let package = Package(
             path: "Benchmarks/RedisClient",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "CacheHit",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Stampede", package: "stampede"),
+                .product(name: "StampedeRedis", package: "stampede"),
+                .product(name: "EmbeddedRedis", package: "stampede"),
+            ],
+            path: "Benchmarks/CacheHit",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )
