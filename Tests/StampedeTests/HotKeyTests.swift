@@ -62,6 +62,20 @@ struct HotKeyTests {
         }
     }
 
+    @Test func anInvalidationInThisProcessDropsTheNearEntryAtOnce() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = nearCache(client, namespace: uniquePrefix())
+            try await cache.prepare()
+            _ = try await fetch(cache, "k") { "v1" }
+            _ = try await fetch(cache, "k") { "v1" }
+            #expect(cache.near?.count == 1)
+            try await cache.invalidate("k")
+            #expect(cache.near?.count == 0)
+            #expect(try await fetch(cache, "k") { "v2" } == "v2")
+            await cache.shutdown()
+        }
+    }
+
     @Test func theNearCacheIsClearedWhenItsSubscriptionIsInterrupted() async throws {
         try await withPrivateServer { server in
             var configuration = try RedisConfiguration(url: server.url)

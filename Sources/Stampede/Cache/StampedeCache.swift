@@ -238,6 +238,8 @@ public final class StampedeCache: Sendable {
                 CacheScripts.invalidate, keys: keys.all,
                 arguments: [RedisArgument(mode), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.invalidated, key: key))])
         }
+        // This process's near entry goes at once, not when the message comes back.
+        near?.remove(key)
         flights.forget(key)
     }
 
