@@ -4,8 +4,8 @@ import ArgumentParser
 struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
-        abstract: "Stampede's command-line tool: measure the Redis client against your Redis.",
-        subcommands: [ClientThroughput.self, CacheBenchmark.self, HitBenchmark.self, MutexBenchmark.self, MutexWorker.self, CacheWorker.self],
-        defaultSubcommand: ClientThroughput.self
+        abstract: "Stampede's command-line tool: storms and benchmarks against your Redis, or a throwaway one.",
+        subcommands: [CacheBenchmark.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self, MutexWorker.self, CacheWorker.self],
+        defaultSubcommand: CacheBenchmark.self
     )
 }
