@@ -31,4 +31,41 @@ struct CacheEventsTests {
             await events.close()
         }
     }
+
+    @Test func readsAFillMessageThatCarriesItsValue() throws {
+        let payload = Array("V3:a:11700000000123:1699999999000:0hello".utf8)
+        let (key, entry) = try #require(CacheEvents.parseFill(payload))
+        #expect(key == "a:1")
+        #expect(entry.freshUntil == 1_700_000_000_123)
+        #expect(entry.value == Array("hello".utf8))
+        #expect(!entry.isNegative)
+        let negative = try #require(CacheEvents.parseFill(Array("V1:k5:4:1".utf8)))
+        #expect(negative.entry.isNegative && negative.entry.value.isEmpty)
+        for broken in ["V", "Vx:k", "V9:k1:2:0", "V1:k:", "V1:k1:2"] {
+            #expect(CacheEvents.parseFill(Array(broken.utf8)) == nil, "\(broken)")
+        }
+    }
+
+    @Test func aWaiterGetsTheFilledValueFromTheMessage() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let policy = CachePolicy(earlyRefreshBeta: nil, waitTimeout: .seconds(30))
+            let leader = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
+            let follower = StampedeCache(client: otherClient, configuration: .init(namespace: namespace, policy: policy))
+            try await follower.prepare()
+            let origin = FakeOrigin()
+            origin.set("filled")
+            let leading = Task { try await fetch(leader, "k") { try await origin.load(after: .milliseconds(300)) } }
+            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            let before = otherClient.commandsSent
+            #expect(try await fetch(follower, "k") { "must not be called" } == "filled")
+            // The hit try and one lease-get, then the value arrives with the fill message:
+            // no read after the wake-up.
+            #expect(otherClient.commandsSent - before == 3)
+            _ = try await leading.value
+            await follower.shutdown()
+            await otherClient.shutdown()
+        }
+    }
 }

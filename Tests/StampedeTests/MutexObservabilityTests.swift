@@ -9,8 +9,8 @@ struct MutexObservabilityTests {
         try await withSharedClient { client, _ in
             let metrics = TestMetrics()
             let mutex = RedisMutex(client: client, keyPrefix: uniquePrefix(), metricsFactory: metrics)
-            try await mutex.withLock("a", options: .init(leaseDuration: .milliseconds(1500))) { _ in
-                try await Task.sleep(for: .milliseconds(1700))
+            try await mutex.withLock("a", options: .init(leaseDuration: .seconds(3))) { _ in
+                try await Task.sleep(for: .milliseconds(3300))
                 // Held: a try from another task tree is contended.
                 _ = try await Task.detached { try await mutex.tryLock("a") { _ in } }.value
             }

@@ -60,20 +60,20 @@ struct MutexTests {
         try await withSharedClient { client, _ in
             let mutex = mutex(client)
             // Leases long enough that a loaded test machine still renews in time.
-            let options = LockOptions(leaseDuration: .milliseconds(1500))
+            let options = LockOptions(leaseDuration: .seconds(3))
             let others = Tally()
             let renewedPastItsTTL = Tally()
             let clock = ContinuousClock()
             try await mutex.withLock("slow", options: options) { lease in
                 let start = clock.now
-                // 4.5 s of work under a 1.5 s lease: the lock stays ours and nobody else gets in.
+                // 9 s of work under a 3 s lease: the lock stays ours and nobody else gets in.
                 for _ in 0..<9 {
-                    try await Task.sleep(for: .milliseconds(500))
+                    try await Task.sleep(for: .seconds(1))
                     // From outside this task tree (a detached task inherits no held locks).
                     let other = try await Task.detached { try await mutex.tryLock("slow", options: options) { _ in true } }.value
                     if other != nil { others.add() }
                     let holder = try await client.send("GET", RedisArgument(mutex.keyPrefix + "{slow}")).string
-                    if holder == lease.token && clock.now - start > .milliseconds(1700) { renewedPastItsTTL.add() }
+                    if holder == lease.token && clock.now - start > .milliseconds(3200) { renewedPastItsTTL.add() }
                 }
             }
             #expect(others.count == 0)

@@ -20,8 +20,9 @@ final class CacheEvents: Sendable {
     }
 
     private struct State {
-        /// Per key: how many events so far, and the last one.
-        var keys: [String: (generation: Int, last: Kind, signal: AsyncSignal, users: Int)] = [:]
+        /// Per key: how many events so far, the last one, and the value of the last fill
+        /// when it came with its message.
+        var keys: [String: (generation: Int, last: Kind, fill: StoredEntry?, signal: AsyncSignal, users: Int)] = [:]
         var listener: Task<Void, Never>?
         /// Signalled when a subscription being started is confirmed (or has failed).
         var starting: AsyncSignal?
@@ -100,10 +101,16 @@ final class CacheEvents: Sendable {
                     switch event {
                     case .message(let message):
                         guard let first = message.payload.first else { continue }
+                        if first == UInt8(ascii: "V") {
+                            guard let (key, fill) = Self.parseFill(message.payload) else { continue }
+                            changed(key)
+                            notify(key: key, kind: .filled, fill: fill)
+                            continue
+                        }
                         let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
                         let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
                         changed(key)
-                        notify(key: key, kind: kind)
+                        notify(key: key, kind: kind, fill: nil)
                     case .messagesMayHaveBeenMissed:
                         logger.debug("cache subscription restored; waking every waiter to re-check")
                         mayHaveMissedChanges()
@@ -126,11 +133,40 @@ final class CacheEvents: Sendable {
         notifyAll()
     }
 
-    private func notify(key: String, kind: Kind) {
+    /// Reads a fill message with its value: `V<key length>:<key><fresh-until>:<now>:<negative><value>`.
+    static func parseFill(_ payload: [UInt8]) -> (key: String, entry: StoredEntry)? {
+        var index = 1
+        func number() -> Int? {
+            var value = 0
+            var digits = 0
+            while index < payload.count, payload[index] != UInt8(ascii: ":") {
+                let byte = payload[index]
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+                index += 1
+            }
+            guard index < payload.count, digits > 0 else { return nil }
+            index += 1  // the ':'
+            return value
+        }
+        guard let keyLength = number(), index + keyLength <= payload.count else { return nil }
+        let key = String(decoding: payload[index..<(index + keyLength)], as: UTF8.self)
+        index += keyLength
+        guard let freshUntil = number(), number() != nil, index < payload.count else { return nil }
+        let isNegative = payload[index] == UInt8(ascii: "1")
+        let value = Array(payload[(index + 1)...])
+        // Only freshness matters to a waiter; the other fields are not carried.
+        let entry = StoredEntry(value: value, fence: 0, freshUntil: freshUntil, staleUntil: freshUntil, loadMilliseconds: 0, isNegative: isNegative)
+        return (key, entry)
+    }
+
+    private func notify(key: String, kind: Kind, fill: StoredEntry?) {
         let signal = state.withLock { state -> AsyncSignal? in
             guard var entry = state.keys[key] else { return nil }
             entry.generation += 1
             entry.last = kind
+            entry.fill = fill
             state.keys[key] = entry
             return entry.signal
         }
@@ -145,6 +181,7 @@ final class CacheEvents: Sendable {
             for key in state.keys.keys {
                 state.keys[key]!.generation += 1
                 state.keys[key]!.last = .unknown
+                state.keys[key]!.fill = nil
             }
             return state.keys.values.map(\.signal)
         }
@@ -159,7 +196,7 @@ final class CacheEvents: Sendable {
                 state.keys[key] = entry
                 return entry.generation
             }
-            state.keys[key] = (0, .unknown, AsyncSignal(), 1)
+            state.keys[key] = (0, .unknown, nil, AsyncSignal(), 1)
             return 0
         }
     }
@@ -172,17 +209,16 @@ final class CacheEvents: Sendable {
         }
     }
 
-    /// Waits for an event on `key` after `generation`, at most `timeout`. Returns the event
-    /// and the new generation, or `nil` on timeout.
-    func wait(for key: String, after generation: Int, timeout: Duration) async -> (Kind, Int)? {
+    /// Waits for an event on `key` after `generation`, at most `timeout`. Returns the event,
+    /// the new generation and the filled value if it came with the message; `nil` on timeout.
+    func wait(for key: String, after generation: Int, timeout: Duration) async -> (Kind, Int, StoredEntry?)? {
         guard let signal = state.withLock({ $0.keys[key]?.signal }) else { return nil }
-        // The signal's own generation counts events for this key only.
-        let current = { self.state.withLock { $0.keys[key].map { ($0.last, $0.generation) } } }
+        let current = { self.state.withLock { $0.keys[key].map { ($0.last, $0.generation, $0.fill) } } }
         // Read the signal's generation before checking, so an event in between is not lost.
         let seen = signal.generation
-        if let (kind, now) = current(), now > generation { return (kind, now) }
+        if let event = current(), event.1 > generation { return event }
         await signal.wait(after: seen, timeout: timeout)
-        if let (kind, now) = current(), now > generation { return (kind, now) }
+        if let event = current(), event.1 > generation { return event }
         return nil
     }
 

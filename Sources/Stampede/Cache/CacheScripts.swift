@@ -62,9 +62,11 @@ enum CacheScripts {
         """)
 
     /// Stores a fill if nothing took over or invalidated since the lease was taken. Either
-    /// way frees the lease (if still ours) and tells the waiters to read again.
+    /// way frees the lease (if still ours) and tells the waiters. A stored value of at most
+    /// 16 KiB travels in the message (`V<key length>:<key><fresh-until>:<now>:<negative><value>`),
+    /// so that waiters need not read it back; a larger one sends the plain message.
     /// ARGV: fence, value, fresh ms, stale ms (kept past fresh), load ms, negative ("1"/"0"),
-    /// token, channel, message. Returns 1 when stored, 0 when rejected.
+    /// token, channel, message, key. Returns 1 when stored, 0 when rejected.
     static let fill = RedisScript("""
         if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[1]) then
           if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
@@ -79,7 +81,11 @@ enum CacheScripts {
         redis.call('HSET', KEYS[1], 'ver', '1', 'v', ARGV[2], 'f', ARGV[1], 'fu', fu, 'su', su, 'd', ARGV[5], 'n', ARGV[6])
         redis.call('PEXPIREAT', KEYS[1], su)
         if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
-        redis.call('PUBLISH', ARGV[8], ARGV[9])
+        local message = ARGV[9]
+        if #ARGV[2] <= 16384 then
+          message = 'V' .. #ARGV[10] .. ':' .. ARGV[10] .. string.format('%d:%d:', fu, now) .. ARGV[6] .. ARGV[2]
+        end
+        redis.call('PUBLISH', ARGV[8], message)
         return 1
         """)
 

@@ -11,7 +11,8 @@ extension StampedeCache {
         // Watch before reading, so that a fill between the read and the wait is not missed.
         var seen = events.watch(key)
         defer { events.unwatch(key) }
-        var listening = false
+        // Subscribed before the first read: any fill after that read will be heard.
+        var listening = events.isListening
         let clock = ContinuousClock()
         while true {
             try Task.checkCancellation()
@@ -61,11 +62,16 @@ extension StampedeCache {
                 }
                 // Never longer than the leader's lease: if it died, take over when it expires.
                 let timeout = min(policy.waitTimeout, .milliseconds(max(reply.lockTTL, 1)) + .milliseconds(2))
-                guard let (kind, generation) = await events.wait(for: key, after: seen, timeout: timeout) else {
+                guard let (kind, generation, fill) = await events.wait(for: key, after: seen, timeout: timeout) else {
                     metrics.waitTimeouts.increment()
                     continue
                 }
                 seen = generation
+                if kind == .filled, let fill {
+                    // The value came with the message: no need to read it back.
+                    metrics.hits.increment()
+                    return Lookup(entry: fill)
+                }
                 if kind == .failed {
                     if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.milliseconds {
                         metrics.staleServed.increment()
@@ -271,7 +277,7 @@ extension StampedeCache {
                     RedisArgument(lease.fence.value), RedisArgument(bytes: bytes ?? []),
                     RedisArgument(max(fresh.milliseconds, 1)), RedisArgument(stale == .zero ? 0 : stale.milliseconds),
                     RedisArgument(loadTime.milliseconds), isNegative ? "1" : "0", RedisArgument(lease.token),
-                    RedisArgument(events.channel), RedisArgument(CacheEvents.message(.filled, key: key)),
+                    RedisArgument(events.channel), RedisArgument(CacheEvents.message(.filled, key: key)), RedisArgument(key),
                 ])
             if stored.int != 1 {
                 metrics.fillsRejected.increment()
