@@ -156,8 +156,8 @@ final class CacheEvents: Sendable {
         guard let freshUntil = number(), number() != nil, index < payload.count else { return nil }
         let isNegative = payload[index] == UInt8(ascii: "1")
         let value = Array(payload[(index + 1)...])
-        // Only freshness matters to a waiter; the other fields are not carried.
-        let entry = StoredEntry(value: value, fence: 0, freshUntil: freshUntil, staleUntil: freshUntil, loadMilliseconds: 0, isNegative: isNegative)
+        // Only freshness matters to a waiter; how long it may be served stale is not carried.
+        let entry = StoredEntry(value: value, freshUntil: freshUntil, staleUntil: freshUntil, isNegative: isNegative)
         return (key, entry)
     }
 

@@ -1,14 +1,12 @@
 import StampedeRedis
 
 /// An entry as stored in Redis (see ``CacheScripts``).
+/// (The hash also holds the fill's fence and the load's duration; only the scripts read them.)
 struct StoredEntry: Sendable {
     var value: [UInt8]
-    var fence: Int
     /// Milliseconds since the epoch, by Redis's clock.
     var freshUntil: Int
     var staleUntil: Int
-    /// How long the load that filled it took, in ms (XFetch's delta).
-    var loadMilliseconds: Int
     var isNegative: Bool
 }
 
@@ -43,11 +41,8 @@ struct LeaseGetReply: Sendable {
         self.fence = fence
         self.lockTTL = lockTTL
         self.wasCorrupt = corrupt == 1
-        if parts.count >= 12, let value = parts[6].bytes,
-           let fence = parts[7].int, let freshUntil = parts[8].int, let staleUntil = parts[9].int {
-            entry = StoredEntry(
-                value: value, fence: fence, freshUntil: freshUntil, staleUntil: staleUntil,
-                loadMilliseconds: parts[10].int ?? 0, isNegative: parts[11].string == "1")
+        if parts.count >= 12, let value = parts[6].bytes, let freshUntil = parts[8].int, let staleUntil = parts[9].int {
+            entry = StoredEntry(value: value, freshUntil: freshUntil, staleUntil: staleUntil, isNegative: parts[11].string == "1")
         } else {
             entry = nil
         }

@@ -95,7 +95,7 @@ extension StampedeCache {
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
         let sentAt = ContinuousClock.now
-        guard let (entry, now) = await freshRead(keys(for: key), early: Self.earlyRefreshFactor(policy)) else { return nil }
+        guard let (entry, now) = await freshRead(entryKey(for: key), early: Self.earlyRefreshFactor(policy)) else { return nil }
         metrics.hits.increment()
         if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Lookup(entry: entry)
@@ -105,22 +105,19 @@ extension StampedeCache {
     /// `HMGET`, cheaper for Redis than a script), still judged on Redis's clock. `nil` when
     /// the entry is not plainly fresh (missing, stale, foreign, due for an early refresh) or
     /// Redis failed: the lease-get script then decides.
-    private func freshRead(_ keys: Keys, early: Double) async -> (StoredEntry, Int)? {
+    private func freshRead(_ entryKey: String, early: Double) async -> (StoredEntry, Int)? {
         guard let replies = try? await client.pipeline([
-            ["TIME"], ["HMGET", RedisArgument(keys.entry), "ver", "v", "f", "fu", "su", "d", "n"],
+            ["TIME"], ["HMGET", RedisArgument(entryKey), "ver", "v", "fu", "su", "d", "n"],
         ]),
             case .success(.array(let time)) = replies[0], time.count == 2,
             let seconds = time[0].int, let microseconds = time[1].int,
-            case .success(.array(let fields)) = replies[1], fields.count == 7, fields[0].string == "1",
-            let value = fields[1].bytes, let fence = fields[2].int, let freshUntil = fields[3].int, let staleUntil = fields[4].int
+            case .success(.array(let fields)) = replies[1], fields.count == 6, fields[0].string == "1",
+            let value = fields[1].bytes, let freshUntil = fields[2].int, let staleUntil = fields[3].int
         else { return nil }
         let now = seconds * 1000 + microseconds / 1000
-        let delta = fields[5].int ?? 0
+        let delta = fields[4].int ?? 0
         guard now < freshUntil, early <= 0 || Double(now) + Double(delta) * early < Double(freshUntil) else { return nil }
-        let entry = StoredEntry(
-            value: value, fence: fence, freshUntil: freshUntil, staleUntil: staleUntil,
-            loadMilliseconds: delta, isNegative: fields[6].string == "1")
-        return (entry, now)
+        return (StoredEntry(value: value, freshUntil: freshUntil, staleUntil: staleUntil, isNegative: fields[5].string == "1"), now)
     }
 
     /// Keeps a fresh entry in the near cache, if there is one and nothing changed the key

@@ -122,8 +122,11 @@ public final class StampedeCache: Sendable {
         self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
     }
 
+    /// The entry's key alone, for the hit path.
+    func entryKey(for key: String) -> String { "{\(configuration.namespace):\(key)}" }
+
     func keys(for key: String) -> Keys {
-        let entry = "{\(configuration.namespace):\(key)}"
+        let entry = entryKey(for: key)
         return Keys(entry: entry, lock: entry + ":lock", fence: entry + ":fence")
     }
 
@@ -157,11 +160,34 @@ public final class StampedeCache: Sendable {
     ) async throws -> Value? {
         try Self.validate(key: key)
         if let hit = try nearValue(Value.self, key: key) { return hit }
+        return try await lookUp(key, as: Value.self, policy: policy, load: load)
+    }
+
+    /// Everything after the near cache: the shared lookup in Redis, then decoding.
+    private func lookUp<Value: Codable & Sendable>(
+        _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
+    ) async throws -> Value? {
         let policy = policy ?? configuration.policy
         try policy.validate()
+        if near != nil {
+            // Entries are kept only while invalidations can reach them.
+            _ = await events.ensureListening(within: policy.waitTimeout)
+        }
+        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy) }) {
+            try await self.lookup(key, policy: policy, load: self.encodingLoader(for: key, load))
+        }
+        if shared { metrics.coalesced.increment() }
+        guard let bytes = lookup.bytes else { return nil }
+        return try decode(Value.self, key: key, bytes: bytes)
+    }
+
+    /// `load`, returning the value's encoded bytes, checked against the maximum size.
+    private func encodingLoader<Value: Codable & Sendable>(
+        for key: String, _ load: @escaping @Sendable () async throws -> Value?
+    ) -> @Sendable () async throws -> [UInt8]? {
         let codec = configuration.codec
         let maximumSize = configuration.maximumValueSize
-        let loadBytes: @Sendable () async throws -> [UInt8]? = {
+        return {
             guard let value = try await load() else { return nil }
             let bytes = try codec.encode(value)
             guard bytes.count <= maximumSize else {
@@ -169,16 +195,6 @@ public final class StampedeCache: Sendable {
             }
             return bytes
         }
-        if near != nil {
-            // Entries are kept only while invalidations can reach them.
-            _ = await events.ensureListening(within: policy.waitTimeout)
-        }
-        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy) }) {
-            try await self.lookup(key, policy: policy, load: loadBytes)
-        }
-        if shared { metrics.coalesced.increment() }
-        guard let bytes = lookup.bytes else { return nil }
-        return try decode(Value.self, key: key, bytes: bytes)
     }
 
     /// The near cache's answer: `nil` on a miss, `.some(nil)` for a cached "no such value".
@@ -211,9 +227,11 @@ public final class StampedeCache: Sendable {
         policy: CachePolicy? = nil,
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
+        try Self.validate(key: key)
         // The near cache first, before any closure is built: a hit allocates nothing.
-        if let hit = try nearValue(Value.self, key: key), let value = hit { return value }
-        guard let value = try await valueIfPresent(for: key, as: type, policy: policy, load: { try await load() }) else {
+        let cached = try nearValue(Value.self, key: key)
+        let found: Value?? = if let cached { cached } else { try await lookUp(key, as: Value.self, policy: policy, load: { try await load() }) }
+        guard let found, let value = found else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
         }
         return value
