@@ -56,3 +56,40 @@ struct PipeliningTests {
         #expect(RedisArgument(bytes: [0, 255]).bytes == [0, 255])
     }
 }
+
+@Suite("Pipelines")
+struct PipelineTests {
+    @Test func returnsEveryReplyInOrderWithErrorsInTheirPlace() async throws {
+        try await withSharedClient { client, _ async throws in
+            let p = uniquePrefix()
+            try await client.send("SET", "\(p)s", "text")
+            let replies = try await client.pipeline([
+                ["ECHO", "a"], ["INCR", "\(p)s"], ["GET", "\(p)s"], ["GET", "\(p)absent"],
+            ])
+            #expect(replies.count == 4)
+            #expect(try replies[0].get() == .bulkString(Array("a".utf8)))
+            // An error reply fails its own slot only, with the server's text.
+            guard case .failure(let error) = replies[1] else { Issue.record("INCR on text must fail"); return }
+            #expect(error.code == .serverError && error.message.contains("not an integer"))
+            #expect(try replies[2].get().string == "text")
+            #expect(try replies[3].get() == .null)
+        }
+    }
+
+    @Test func rejectsAnEmptyPipelineOrCommand() async throws {
+        try await withSharedClient { client, _ in
+            #expect(await redisError { _ = try await client.pipeline([]) }?.code == .invalidArgument)
+            #expect(await redisError { _ = try await client.pipeline([["PING"], []]) }?.code == .invalidArgument)
+        }
+    }
+
+    @Test func aPipelineToAnUnreachableServerFailsEverySlot() async throws {
+        let server = try await RedisServer.start()
+        let url = server.url
+        server.stop()
+        try await withClient(try RedisConfiguration(url: url)) { client async throws in
+            let replies = try await client.pipeline([["PING"], ["PING"]])
+            #expect(replies.allSatisfy { if case .failure(let error) = $0 { error.code == .connectionRefused } else { false } })
+        }
+    }
+}

@@ -134,6 +134,19 @@ struct CacheTests {
         }
     }
 
+    /// Starts a load of `key` whose origin fails after a second; returns once it holds the lease.
+    func startFailingLoad(_ cache: StampedeCache, _ key: String) async throws -> Task<String, any Error> {
+        let origin = FakeOrigin()
+        let loading = Task {
+            try await cache.value(for: key) { () async throws -> String in
+                _ = try await origin.load(after: .milliseconds(1000))
+                throw OriginDown()
+            }
+        }
+        while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        return loading
+    }
+
     @Test func remoteFollowersAreToldAtOnceWhenTheLoaderFails() async throws {
         try await withSharedClient { client, server async throws in
             let namespace = uniquePrefix()
@@ -144,14 +157,7 @@ struct CacheTests {
             // Subscribed before the storm, as a running service is: a failure published
             // before the follower listened would rightly make it load itself.
             try await follower.prepare()
-            let origin = FakeOrigin()
-            let leading = Task {
-                try await leader.value(for: "k") { () async throws -> String in
-                    _ = try await origin.load(after: .milliseconds(1000))
-                    throw OriginDown()
-                }
-            }
-            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
+            let leading = try await startFailingLoad(leader, "k")
             let clock = ContinuousClock()
             let start = clock.now
             let error = await stampedeError { _ = try await follower.value(for: "k") { "must not be called" } }
@@ -172,14 +178,7 @@ struct CacheTests {
             try await follower.prepare()
             _ = try await fetch(leader, "k") { "old" }
             try await Task.sleep(for: .milliseconds(200))
-            let origin = FakeOrigin()
-            let leading = Task {
-                try await leader.value(for: "k") { () async throws -> String in
-                    _ = try await origin.load(after: .milliseconds(1000))
-                    throw OriginDown()
-                }
-            }
-            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
+            let leading = try await startFailingLoad(leader, "k")
             let clock = ContinuousClock()
             let start = clock.now
             #expect(try await fetch(follower, "k") { "must not be called" } == "old")

@@ -83,23 +83,36 @@ struct MutexTests {
         }
     }
 
+    /// Runs `body` while another task holds lock `name`, and releases it afterwards.
+    func whileHeld(_ mutex: RedisMutex, _ name: String, _ body: () async throws -> Void) async throws {
+        let holderIn = AsyncSignal()
+        let release = AsyncSignal()
+        async let holder: Void = mutex.withLock(name) { _ in
+            holderIn.notify()
+            await release.wait(after: 0, timeout: .seconds(10))
+        }
+        await holderIn.wait(after: 0, timeout: .seconds(10))
+        do {
+            try await body()
+        } catch {
+            release.notify()
+            try await holder
+            throw error
+        }
+        release.notify()
+        try await holder
+    }
+
     @Test func tryLockReturnsNilWithoutWaitingWhenHeld() async throws {
         try await withSharedClient { client, _ in
             let mutex = mutex(client)
-            let holderIn = AsyncSignal()
-            let release = AsyncSignal()
-            async let holder: Void = mutex.withLock("busy") { _ in
-                holderIn.notify()
-                await release.wait(after: 0, timeout: .seconds(10))
+            try await whileHeld(mutex, "busy") {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let result = try await mutex.tryLock("busy") { _ in "got it" }
+                #expect(result == nil)
+                #expect(clock.now - start < .seconds(1), "tryLock must not wait")
             }
-            await holderIn.wait(after: 0, timeout: .seconds(10))
-            let clock = ContinuousClock()
-            let start = clock.now
-            let result = try await mutex.tryLock("busy") { _ in "got it" }
-            #expect(result == nil)
-            #expect(clock.now - start < .seconds(1), "tryLock must not wait")
-            release.notify()
-            try await holder
         }
     }
 
@@ -125,19 +138,12 @@ struct MutexTests {
     @Test func waitingGivesUpAfterTheMaximumWait() async throws {
         try await withSharedClient { client, _ in
             let mutex = mutex(client)
-            let holderIn = AsyncSignal()
-            let release = AsyncSignal()
-            async let holder: Void = mutex.withLock("held") { _ in
-                holderIn.notify()
-                await release.wait(after: 0, timeout: .seconds(10))
+            try await whileHeld(mutex, "held") {
+                let error = await stampedeError {
+                    try await mutex.withLock("held", options: .init(maximumWait: .milliseconds(300))) { _ in }
+                }
+                #expect(error?.code == .waitTimedOut)
             }
-            await holderIn.wait(after: 0, timeout: .seconds(10))
-            let error = await stampedeError {
-                try await mutex.withLock("held", options: .init(maximumWait: .milliseconds(300))) { _ in }
-            }
-            #expect(error?.code == .waitTimedOut)
-            release.notify()
-            try await holder
         }
     }
 
