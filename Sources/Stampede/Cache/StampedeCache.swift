@@ -158,7 +158,7 @@ public final class StampedeCache: Sendable {
         policy: CachePolicy? = nil,
         load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        try Self.validate(key: key)
+        // An invalid key is never in the near cache; lookUp rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
         return try await lookUp(key, as: Value.self, policy: policy, load: load)
     }
@@ -167,6 +167,7 @@ public final class StampedeCache: Sendable {
     private func lookUp<Value: Codable & Sendable>(
         _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
+        try Self.validate(key: key)
         let policy = policy ?? configuration.policy
         try policy.validate()
         if near != nil {
@@ -227,7 +228,6 @@ public final class StampedeCache: Sendable {
         policy: CachePolicy? = nil,
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        try Self.validate(key: key)
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
         let found: Value?? = if let cached { cached } else { try await lookUp(key, as: Value.self, policy: policy, load: { try await load() }) }
