@@ -55,7 +55,7 @@ struct CacheBenchmark: AsyncParsableCommand {
         var storms: [String: [Storm]] = [:]
         for round in 1...rounds {
             for keyCount in keys {
-                for strategy in MissStrategy.allCases {
+                for strategy in Strategy.allCases {
                     let storm = try await runStorm(
                         client: client, url: url, strategy: strategy, keys: keyCount,
                         namespace: "stampede:bench:cache:\(round):\(keyCount):\(strategy.rawValue)")
@@ -70,7 +70,7 @@ struct CacheBenchmark: AsyncParsableCommand {
         print("| keys | strategy | origin calls per key | caller p50 ms | caller p99 ms | loader p50 ms | added p99 ms | Redis commands sent per process per key |")
         print("|---:|---|---:|---:|---:|---:|---:|---:|")
         for keyCount in keys {
-            for strategy in MissStrategy.allCases {
+            for strategy in Strategy.allCases {
                 let runs = storms["\(keyCount) \(strategy.rawValue)"]!
                 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
                 let calls = median(runs.map { Double($0.originCalls) / Double(keyCount) })
@@ -91,7 +91,7 @@ struct CacheBenchmark: AsyncParsableCommand {
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
-    private func runStorm(client: RedisClient, url: String, strategy: MissStrategy, keys: Int, namespace: String) async throws -> Storm {
+    private func runStorm(client: RedisClient, url: String, strategy: Strategy, keys: Int, namespace: String) async throws -> Storm {
         let counter = namespace + ":origin"
         // Every process starts its callers at one instant, after all have started.
         let startAt = monotonicNanoseconds() + 2_000_000_000

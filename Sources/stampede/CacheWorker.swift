@@ -26,7 +26,7 @@ struct CacheWorker: AsyncParsableCommand {
     @Option(help: "Redis key counting origin calls.") var originCounter: String
     @Option(help: "Value the origin returns (the key is appended).") var value: String = "value"
     @Option(help: "Value the callers expect (the key is appended). Default: --value.") var expect: String?
-    @Option(help: "How the lookups are protected.") var strategy: MissStrategy = .stampede
+    @Option(help: "How the lookups are protected.") var strategy: Strategy = .stampede
     @Option(help: "Start at this CLOCK_MONOTONIC time (ns), so that every process starts at one instant.") var startAt: Int?
     @Flag(help: "Print every caller's latency in microseconds.") var reportLatencies = false
 
@@ -52,7 +52,7 @@ struct CacheWorker: AsyncParsableCommand {
             originCalls.add(took: clock.now - start)
             return "\(value)-\(key)"
         }
-        let lookup = MissStrategy.Lookup(strategy: strategy, client: client, cache: cache, namespace: namespace, ttlMs: ttlMs)
+        let lookup = Strategy.Lookup(strategy: strategy, client: client, cache: cache, namespace: namespace, ttlMs: ttlMs)
         if let startAt {
             // Warm, as a running service would be: connections open, scripts loaded,
             // subscription up. What that sends is not part of the storm's count.
@@ -90,44 +90,6 @@ struct CacheWorker: AsyncParsableCommand {
         await cache.shutdown()
         await client.shutdown()
         if !failures.isEmpty { throw ExitCode(1) }
-    }
-}
-
-/// How a storm's lookups are protected, for side-by-side comparison.
-enum MissStrategy: String, ExpressibleByArgument, CaseIterable, Sendable {
-    /// Cache-aside with no protection: every caller that misses calls the origin.
-    case naive
-    /// Cache-aside behind an in-process single flight: one origin call per process and key.
-    case local
-    /// The full loader: one origin call per key across every process.
-    case stampede
-
-    struct Lookup: Sendable {
-        let strategy: MissStrategy
-        let client: RedisClient
-        let cache: StampedeCache
-        let namespace: String
-        let ttlMs: Int
-        let flights = SingleFlight<String, String>()
-
-        func value(for key: String, origin: @escaping @Sendable () async throws -> String) async throws -> String {
-            switch strategy {
-            case .stampede:
-                return try await cache.value(for: key, load: origin)
-            case .naive:
-                return try await cacheAside(key, origin: origin)
-            case .local:
-                return try await flights.run(key: key) { try await cacheAside(key, origin: origin) }.value
-            }
-        }
-
-        private func cacheAside(_ key: String, origin: () async throws -> String) async throws -> String {
-            let redisKey = RedisArgument("\(namespace):aside:\(key)")
-            if let cached = try await client.send("GET", redisKey).string { return cached }
-            let value = try await origin()
-            try await client.send("SET", redisKey, RedisArgument(value), "PX", RedisArgument(ttlMs))
-            return value
-        }
     }
 }
 

@@ -1,0 +1,54 @@
+import Dispatch
+import EmbeddedRedis
+import Foundation
+import Synchronization
+
+/// What an interrupted storm (Ctrl-C, or SIGTERM) must undo before it exits: kill its
+/// workers, delete its keys from the user's Redis, stop its throwaway server.
+final class Interruption: Sendable {
+    static let shared = Interruption()
+
+    private struct State {
+        var workers: Set<pid_t> = []
+        var server: RedisServer?
+        var deleteKeys: (@Sendable () async -> Void)?
+    }
+    private let state = Mutex(State())
+    private nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+
+    /// Takes over SIGINT and SIGTERM for the rest of the process.
+    func install() {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { self.interrupt(by: signalNumber) }
+            source.resume()
+            Self.sources.append(source)
+        }
+    }
+
+    func register(_ worker: pid_t) { state.withLock { _ = $0.workers.insert(worker) } }
+    func unregister(_ worker: pid_t) { state.withLock { _ = $0.workers.remove(worker) } }
+    func stopOnInterrupt(_ server: RedisServer?) { state.withLock { $0.server = server } }
+    func onInterrupt(deleteKeys: (@Sendable () async -> Void)?) { state.withLock { $0.deleteKeys = deleteKeys } }
+
+    private func interrupt(by signalNumber: Int32) {
+        let (workers, server, deleteKeys) = state.withLock { ($0.workers, $0.server, $0.deleteKeys) }
+        for worker in workers { kill(worker, SIGKILL) }
+        var undone = ["stopped \(workers.count) worker process\(workers.count == 1 ? "" : "es")"]
+        if let deleteKeys {
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                await deleteKeys()
+                done.signal()
+            }
+            undone.append(done.wait(timeout: .now() + 5) == .success ? "deleted the storm's keys" : "could not delete the storm's keys in 5 s")
+        }
+        if let server {
+            server.stop()
+            undone.append("stopped the throwaway redis-server")
+        }
+        FileHandle.standardError.write(Data("\nstampede: interrupted; \(undone.joined(separator: ", ")).\n".utf8))
+        exit(128 + signalNumber)
+    }
+}

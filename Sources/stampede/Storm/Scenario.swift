@@ -1,0 +1,87 @@
+import ArgumentParser
+import Stampede
+import StampedeRedis
+
+/// What a storm does to Redis and the origin.
+enum Scenario: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
+    /// Keys absent; every caller asks once, all at one instant.
+    case miss
+    /// Values soft-stale (past their time to live, inside stale-while-revalidate); one wave.
+    case stale
+    /// Fresh values over many keys; callers loop for the duration.
+    case hit
+    /// Every caller on one fresh key, looping for the duration.
+    case hotHit = "hot-hit"
+    /// Callers contend for one lock, each holding it for `--hold-ms`, for the duration.
+    case lock
+
+    /// One wave (each caller asks once) rather than a loop for the duration.
+    var isWave: Bool { self == .miss || self == .stale }
+
+    /// Keys when `--keys` is not given.
+    var defaultKeys: Int {
+        switch self {
+        case .miss, .stale: 8
+        case .hit: 1_000
+        case .hotHit, .lock: 1
+        }
+    }
+}
+
+/// The choice of `--scenario`: one, or all in turn.
+enum ScenarioChoice: String, ExpressibleByArgument, CaseIterable {
+    case miss, stale, hit
+    case hotHit = "hot-hit"
+    case lock, all
+
+    var scenarios: [Scenario] { self == .all ? Scenario.allCases : [Scenario(rawValue: rawValue)!] }
+}
+
+/// The choice of `--strategy`: one, or all side by side.
+enum StrategyChoice: String, ExpressibleByArgument, CaseIterable {
+    case naive, local, stampede, all
+
+    var strategies: [Strategy] { self == .all ? Strategy.allCases : [Strategy(rawValue: rawValue)!] }
+}
+
+/// How a storm's lookups (or, in the lock scenario, its critical sections) are protected,
+/// for side-by-side comparison.
+enum Strategy: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
+    /// Cache-aside with no protection: every caller that misses calls the origin. Locks:
+    /// `SET NX PX` polled every 10 ms, released with a plain `DEL`.
+    case naive
+    /// Cache-aside behind an in-process single flight: one origin call per process and key.
+    /// Locks: an in-process lock only, which cannot exclude other processes.
+    case local
+    /// The full loader: one origin call per key across every process. Locks: ``RedisMutex``.
+    case stampede
+
+    struct Lookup: Sendable {
+        let strategy: Strategy
+        let client: RedisClient
+        let cache: StampedeCache
+        let namespace: String
+        let ttlMs: Int
+        let flights = SingleFlight<String, String>()
+
+        func value(for key: String, origin: @escaping @Sendable () async throws -> String) async throws -> String {
+            switch strategy {
+            case .stampede:
+                return try await cache.value(for: key, load: origin)
+            case .naive:
+                return try await cacheAside(key, origin: origin)
+            case .local:
+                return try await flights.run(key: key) { try await cacheAside(key, origin: origin) }.value
+            }
+        }
+
+        private func cacheAside(_ key: String, origin: () async throws -> String) async throws -> String {
+            let redisKey = RedisArgument(StormKeys.aside(namespace, key))
+            if let cached = try await client.send("GET", redisKey).string { return cached }
+            let value = try await origin()
+            try await client.send("SET", redisKey, RedisArgument(value), "PX", RedisArgument(ttlMs))
+            return value
+        }
+    }
+}
+

@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+
+/// The worker processes of one storm run: started together, told when to go, read line by
+/// line, and killed if the run is interrupted or fails.
+final class WorkerFleet: Sendable {
+    private struct Worker: Sendable {
+        let process: Process
+        let input: FileHandle
+        let inbox: LineInbox<WorkerMessage>
+    }
+
+    private let workers: [Worker]
+
+    /// Starts this executable once per argument list.
+    init(_ argumentLists: [[String]]) throws {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var workers: [Worker] = []
+        do {
+            for arguments in argumentLists {
+                let process = Process()
+                process.executableURL = executable
+                process.arguments = arguments
+                let output = Pipe(), input = Pipe()
+                // The parent's ends must not leak into the next worker, or a worker's output
+                // would never reach end-of-file while a sibling lives.
+                for handle in [output.fileHandleForReading, input.fileHandleForWriting] {
+                    _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+                }
+                process.standardOutput = output
+                process.standardError = output
+                process.standardInput = input
+                try process.run()
+                Interruption.shared.register(process.processIdentifier)
+                try? output.fileHandleForWriting.close()
+                try? input.fileHandleForReading.close()
+                let inbox = LineInbox<WorkerMessage>(reading: output.fileHandleForReading) { WorkerMessage(line: $0) }
+                workers.append(Worker(process: process, input: input.fileHandleForWriting, inbox: inbox))
+            }
+        } catch {
+            for worker in workers { kill(worker.process.processIdentifier, SIGKILL) }
+            throw ToolError("could not start a worker process: \(error)")
+        }
+        self.workers = workers
+    }
+
+    var processIdentifiers: [pid_t] { workers.map(\.process.processIdentifier) }
+
+    /// Waits until every worker has said it is ready.
+    func waitUntilReady(within limit: Duration) async throws {
+        _ = try await nextFromEach(within: limit) { message -> Bool? in
+            guard case .ready = message else { return nil }
+            return true
+        }
+    }
+
+    /// Waits for every worker's report.
+    func results(within limit: Duration) async throws -> [WorkerReport] {
+        try await nextFromEach(within: limit) { message in
+            guard case .result(let report) = message else { return nil }
+            return report
+        }
+    }
+
+    func send(_ message: CoordinatorMessage) {
+        let line = Data((message.line + "\n").utf8)
+        for worker in workers { try? worker.input.write(contentsOf: line) }
+    }
+
+    /// Tells the workers to exit and waits for them; kills any still running after `limit`.
+    func finish(within limit: Duration = .seconds(10)) async {
+        send(.exit)
+        let deadline = ContinuousClock.now + limit
+        while workers.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        stop()
+    }
+
+    /// Kills every worker still running.
+    func stop() {
+        for worker in workers {
+            if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) }
+            Interruption.shared.unregister(worker.process.processIdentifier)
+            try? worker.input.close()
+        }
+    }
+
+    /// The next message of each worker, as `accept` reads it; a worker that exits or says
+    /// something else first, or a deadline passed, fails the run with what it printed.
+    private func nextFromEach<Value: Sendable>(
+        within limit: Duration, _ accept: @escaping @Sendable (WorkerMessage) -> Value?
+    ) async throws -> [Value] {
+        let deadline = ContinuousClock.now + limit
+        var values: [Value] = []
+        for (index, worker) in workers.enumerated() {
+            guard let message = await worker.inbox.next(within: deadline - ContinuousClock.now) else {
+                throw failure(of: worker, index: index, worker.process.isRunning ? "did not answer within \(limit)" : "exited early")
+            }
+            guard let value = accept(message) else { throw failure(of: worker, index: index, "sent \(message) out of turn") }
+            values.append(value)
+        }
+        return values
+    }
+
+    private func failure(of worker: Worker, index: Int, _ what: String) -> ToolError {
+        if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) }
+        worker.process.waitUntilExit()
+        let said = worker.inbox.lastOtherLines(3).joined(separator: " / ")
+        return ToolError("worker \(index + 1) \(what) (status \(worker.process.terminationStatus))\(said.isEmpty ? "" : ": \(said)")")
+    }
+}
