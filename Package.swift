@@ -69,6 +69,10 @@ let package = Package(
             dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .testTarget(
+            name: "StampedeToolTests",
+            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis"]
+        ),
+        .testTarget(
             name: "StampedeTests",
             dependencies: [
                 "Stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis",

@@ -1,11 +1,39 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
         abstract: "Stampede's command-line tool: storms and benchmarks against your Redis, or a throwaway one.",
-        subcommands: [Storm.self, CacheBenchmark.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self, MutexWorker.self, CacheWorker.self, StormWorker.self],
+        subcommands: [
+            Storm.self, CacheBenchmark.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self,
+            StormWorker.self, MutexWorker.self, CacheWorker.self,
+        ],
         defaultSubcommand: Storm.self
     )
+
+    /// As ArgumentParser's, except that a failure is one line on standard error: what went
+    /// wrong, without the usage text (`--help` has that).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // The interrupt handler is undoing the storm and will exit; a failure its killing
+            // of the workers caused is not news.
+            while Interruption.shared.isInterrupted { sleep(1) }
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            let message = Self.message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data("stampede: \(message)\n".utf8))
+            }
+            exit(withError: ExitCode(code.rawValue))
+        }
+    }
 }

@@ -5,11 +5,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// A `stampede` process started by a test (a worker mode of the tool), whose output lines
-/// the test can wait for. It is killed when the test is done with it.
+/// A `stampede` process started by a test (the tool, or one of its worker modes), whose
+/// output and error lines the test can wait for and whose standard input it can write. It is
+/// killed when the test is done with it.
 public final class WorkerProcess: Sendable {
     private let process: Process
     private let lines = LineBuffer()
+    private let errorLines = LineBuffer()
+    private let input: FileHandle
 
     /// Output split into lines as it arrives.
     private final class LineBuffer: Sendable {
@@ -44,29 +47,54 @@ public final class WorkerProcess: Sendable {
         public let description: String
     }
 
-    /// Starts `stampede ARGUMENTS...`.
-    public init(_ arguments: [String]) throws {
+    /// Starts `stampede ARGUMENTS...`, with `environment` added to this process's.
+    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
         process = Process()
         process.executableURL = try Self.executable()
         process.arguments = arguments
-        let output = Pipe()
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe(), errors = Pipe(), input = Pipe()
+        // The test's ends must not leak into processes started later (a leaked write end
+        // would keep this one's standard input open after the test closed it).
+        for handle in [output.fileHandleForReading, errors.fileHandleForReading, input.fileHandleForWriting] {
+            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        }
         process.standardOutput = output
-        process.standardError = FileHandle.standardError
-        let lines = self.lines
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-            } else {
-                lines.append(String(decoding: data, as: UTF8.self))
+        process.standardError = errors
+        process.standardInput = input
+        self.input = input.fileHandleForWriting
+        for (pipe, buffer) in [(output, lines), (errors, errorLines)] {
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let data = handle.availableData
+                if data.isEmpty {
+                    handle.readabilityHandler = nil
+                } else {
+                    buffer.append(String(decoding: data, as: UTF8.self))
+                }
             }
         }
         try process.run()
+        try? input.fileHandleForReading.close()
     }
 
     /// The complete lines printed so far, without their newlines.
     public var output: [String] {
         lines.complete
+    }
+
+    /// The complete lines printed on standard error so far.
+    public var errorOutput: [String] {
+        errorLines.complete
+    }
+
+    /// Writes `line` and a newline to the process's standard input.
+    public func send(line: String) throws {
+        try input.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// Closes the process's standard input.
+    public func closeInput() {
+        try? input.close()
     }
 
     /// Waits for a line that starts with `prefix`; returns it, or `nil` after `limit`.

@@ -12,6 +12,7 @@ final class Interruption: Sendable {
         var workers: Set<pid_t> = []
         var server: RedisServer?
         var deleteKeys: (@Sendable () async -> Void)?
+        var interrupted = false
     }
     private let state = Mutex(State())
     private nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
@@ -32,8 +33,15 @@ final class Interruption: Sendable {
     func stopOnInterrupt(_ server: RedisServer?) { state.withLock { $0.server = server } }
     func onInterrupt(deleteKeys: (@Sendable () async -> Void)?) { state.withLock { $0.deleteKeys = deleteKeys } }
 
+    /// Whether an interrupt is being handled: failures it causes (workers killed under a
+    /// running storm) are not reported, the handler exits the process.
+    var isInterrupted: Bool { state.withLock { $0.interrupted } }
+
     private func interrupt(by signalNumber: Int32) {
-        let (workers, server, deleteKeys) = state.withLock { ($0.workers, $0.server, $0.deleteKeys) }
+        let (workers, server, deleteKeys) = state.withLock { state in
+            state.interrupted = true
+            return (state.workers, state.server, state.deleteKeys)
+        }
         for worker in workers { kill(worker, SIGKILL) }
         var undone = ["stopped \(workers.count) worker process\(workers.count == 1 ? "" : "es")"]
         if let deleteKeys {
