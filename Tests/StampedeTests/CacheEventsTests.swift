@@ -1,5 +1,5 @@
 import Logging
-@testable import Stampede
+@_spi(Benchmarks) @testable import Stampede
 import StampedeTestSupport
 import Testing
 
@@ -34,15 +34,15 @@ struct CacheEventsTests {
 
     @Test func readsAFillMessageThatCarriesItsValue() throws {
         let payload = Array("V3:a:11700000000123:1699999999000:0hello".utf8)
-        let (key, entry) = try #require(CacheEvents.parseFill(payload))
+        let (key, entry) = try #require(StoredEntry.parseFill(payload))
         #expect(key == "a:1")
         #expect(entry.freshUntil == 1_700_000_000_123)
         #expect(entry.value == Array("hello".utf8))
         #expect(!entry.isNegative)
-        let negative = try #require(CacheEvents.parseFill(Array("V1:k5:4:1".utf8)))
+        let negative = try #require(StoredEntry.parseFill(Array("V1:k5:4:1".utf8)))
         #expect(negative.entry.isNegative && negative.entry.value.isEmpty)
         for broken in ["V", "Vx:k", "V9:k1:2:0", "V1:k:", "V1:k1:2"] {
-            #expect(CacheEvents.parseFill(Array(broken.utf8)) == nil, "\(broken)")
+            #expect(StoredEntry.parseFill(Array(broken.utf8)) == nil, "\(broken)")
         }
     }
 

@@ -1,11 +1,46 @@
 import Foundation
 import MetricsTestKit
-@testable import Stampede
+@_spi(Benchmarks) @testable import Stampede
 import StampedeTestSupport
 import Testing
 
 @Suite("StampedeCache policies and metrics")
 struct CachePolicyTests {
+    @Test("the freshness decision: fresh, due for early refresh, stale inside the window, expired")
+    func freshnessDecision() {
+        let entry = StoredEntry(value: [1], freshUntil: 10_000, staleUntil: 70_000, loadDuration: 200)
+        let policy = CachePolicy(staleWhileRevalidate: .seconds(30))
+        #expect(policy.freshness(of: entry, now: 9_000, earlyRefreshDraw: 0) == .fresh)
+        // XFetch: 9,000 + 200 x 4 = 9,800 < 10,000 stays fresh; x 5 = 10,000 is due.
+        #expect(policy.freshness(of: entry, now: 9_000, earlyRefreshDraw: 4) == .fresh)
+        #expect(policy.freshness(of: entry, now: 9_000, earlyRefreshDraw: 5) == .dueForEarlyRefresh)
+        #expect(policy.freshness(of: entry, now: 10_000, earlyRefreshDraw: 0) == .stale)
+        #expect(policy.freshness(of: entry, now: 39_999, earlyRefreshDraw: 0) == .stale)
+        // This policy's window (30 s) ends before the stored one (60 s); then the stored one.
+        #expect(policy.freshness(of: entry, now: 40_000, earlyRefreshDraw: 0) == .expired)
+        let longer = CachePolicy(staleWhileRevalidate: .seconds(120))
+        #expect(longer.freshness(of: entry, now: 69_999, earlyRefreshDraw: 0) == .stale)
+        #expect(longer.freshness(of: entry, now: 70_000, earlyRefreshDraw: 0) == .expired)
+        #expect(CachePolicy().freshness(of: entry, now: 10_000, earlyRefreshDraw: 0) == .expired, "no window")
+        #expect(CachePolicy(earlyRefreshBeta: nil).earlyRefreshDraw() == 0)
+        #expect(CachePolicy(earlyRefreshBeta: 1).earlyRefreshDraw() >= 0)
+    }
+
+    @Test("the hit path's hash fields decode into an entry; a foreign or broken one is nil")
+    func entryFromHashFields() {
+        let fields: [RedisValue] = [.bulkString(Array("1".utf8)), .bulkString([7, 8]), .bulkString(Array("100".utf8)),
+                                    .bulkString(Array("200".utf8)), .bulkString(Array("30".utf8)), .bulkString(Array("0".utf8))]
+        #expect(StoredEntry(hashFields: fields) == StoredEntry(value: [7, 8], freshUntil: 100, staleUntil: 200, loadDuration: 30))
+        var negative = fields
+        negative[5] = .bulkString(Array("1".utf8))
+        #expect(StoredEntry(hashFields: negative)?.isNegative == true)
+        var otherVersion = fields
+        otherVersion[0] = .bulkString(Array("2".utf8))
+        #expect(StoredEntry(hashFields: otherVersion) == nil)
+        #expect(StoredEntry(hashFields: Array(repeating: .null, count: 6)) == nil, "absent")
+        #expect(StoredEntry(hashFields: Array(fields.prefix(5))) == nil)
+    }
+
     @Test func earlyRefreshRefreshesAFreshValueOnceAndServesTheOldOneMeanwhile() async throws {
         try await withSharedClient { client, _ async throws in
             // A slow last load (delta 300 ms) and a huge beta: XFetch asks for a refresh long

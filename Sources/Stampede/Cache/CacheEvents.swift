@@ -102,7 +102,7 @@ final class CacheEvents: Sendable {
                     case .message(let message):
                         guard let first = message.payload.first else { continue }
                         if first == UInt8(ascii: "V") {
-                            guard let (key, fill) = Self.parseFill(message.payload) else { continue }
+                            guard let (key, fill) = StoredEntry.parseFill(message.payload) else { continue }
                             changed(key)
                             notify(key: key, kind: .filled, fill: fill)
                             continue
@@ -131,34 +131,6 @@ final class CacheEvents: Sendable {
         ready.notify()
         mayHaveMissedChanges()
         notifyAll()
-    }
-
-    /// Reads a fill message with its value: `V<key length>:<key><fresh-until>:<now>:<negative><value>`.
-    static func parseFill(_ payload: [UInt8]) -> (key: String, entry: StoredEntry)? {
-        var index = 1
-        func number() -> Int? {
-            var value = 0
-            var digits = 0
-            while index < payload.count, payload[index] != UInt8(ascii: ":") {
-                let byte = payload[index]
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-                digits += 1
-                index += 1
-            }
-            guard index < payload.count, digits > 0 else { return nil }
-            index += 1  // the ':'
-            return value
-        }
-        guard let keyLength = number(), index + keyLength <= payload.count else { return nil }
-        let key = String(decoding: payload[index..<(index + keyLength)], as: UTF8.self)
-        index += keyLength
-        guard let freshUntil = number(), number() != nil, index < payload.count else { return nil }
-        let isNegative = payload[index] == UInt8(ascii: "1")
-        let value = Array(payload[(index + 1)...])
-        // Only freshness matters to a waiter; how long it may be served stale is not carried.
-        let entry = StoredEntry(value: value, freshUntil: freshUntil, staleUntil: freshUntil, isNegative: isNegative)
-        return (key, entry)
     }
 
     private func notify(key: String, kind: Kind, fill: StoredEntry?) {

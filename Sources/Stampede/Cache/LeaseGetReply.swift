@@ -1,15 +1,5 @@
 import StampedeRedis
 
-/// An entry as stored in Redis (see ``CacheScripts``).
-/// (The hash also holds the fill's fence and the load's duration; only the scripts read them.)
-struct StoredEntry: Sendable {
-    var value: [UInt8]
-    /// Milliseconds since the epoch, by Redis's clock.
-    var freshUntil: Int
-    var staleUntil: Int
-    var isNegative: Bool
-}
-
 /// What the lease-get script decided.
 struct LeaseGetReply: Sendable {
     enum State: String, Sendable { case fresh, stale, miss }
@@ -41,8 +31,11 @@ struct LeaseGetReply: Sendable {
         self.fence = fence
         self.lockTTL = lockTTL
         self.wasCorrupt = corrupt == 1
+        // The entry's fields follow as the script read them: v, f, fu, su, d, n.
         if parts.count >= 12, let value = parts[6].bytes, let freshUntil = parts[8].int, let staleUntil = parts[9].int {
-            entry = StoredEntry(value: value, freshUntil: freshUntil, staleUntil: staleUntil, isNegative: parts[11].string == "1")
+            entry = StoredEntry(
+                value: value, freshUntil: freshUntil, staleUntil: staleUntil, loadDuration: parts[10].int ?? 0,
+                isNegative: parts[11].string == "1")
         } else {
             entry = nil
         }

@@ -17,7 +17,7 @@ extension StampedeCache {
         while true {
             try Task.checkCancellation()
             // XFetch: refresh early when now - delta * beta * ln(rand) >= freshUntil.
-            let early = Self.earlyRefreshFactor(policy)
+            let early = policy.earlyRefreshDraw()
             let token = RedisMutex.randomToken()
             let sentAt = clock.now
             let reply: LeaseGetReply
@@ -44,7 +44,7 @@ extension StampedeCache {
                     refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
                 }
                 return Lookup(entry: reply.entry!)
-            case (.stale, _) where reply.now < reply.entry!.freshUntil + policy.staleWhileRevalidate.milliseconds:
+            case (.stale, _) where policy.freshness(of: reply.entry!, now: reply.now, earlyRefreshDraw: 0) == .stale:
                 metrics.staleServed.increment()
                 if reply.role == .leader {
                     refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
@@ -83,11 +83,6 @@ extension StampedeCache {
         }
     }
 
-    /// -beta * ln(rand), or 0 without early refresh.
-    static func earlyRefreshFactor(_ policy: CachePolicy) -> Double {
-        policy.earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
-    }
-
     /// The quick first try of a lookup, run in the first caller's own task: the value when
     /// it is plainly fresh, else `nil` (then ``lookup(_:policy:load:)`` decides).
     func freshLookup(_ key: String, policy: CachePolicy) async -> Lookup? {
@@ -95,7 +90,7 @@ extension StampedeCache {
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
         let sentAt = ContinuousClock.now
-        guard let (entry, now) = await freshRead(entryKey(for: key), early: Self.earlyRefreshFactor(policy)) else { return nil }
+        guard let (entry, now) = await freshRead(entryKey(for: key), policy: policy) else { return nil }
         metrics.hits.increment()
         if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Lookup(entry: entry)
@@ -105,19 +100,15 @@ extension StampedeCache {
     /// `HMGET`, cheaper for Redis than a script), still judged on Redis's clock. `nil` when
     /// the entry is not plainly fresh (missing, stale, foreign, due for an early refresh) or
     /// Redis failed: the lease-get script then decides.
-    private func freshRead(_ entryKey: String, early: Double) async -> (StoredEntry, Int)? {
-        guard let replies = try? await client.pipeline([
-            ["TIME"], ["HMGET", RedisArgument(entryKey), "ver", "v", "fu", "su", "d", "n"],
-        ]),
-            case .success(.array(let time)) = replies[0], time.count == 2,
-            let seconds = time[0].int, let microseconds = time[1].int,
-            case .success(.array(let fields)) = replies[1], fields.count == 6, fields[0].string == "1",
-            let value = fields[1].bytes, let freshUntil = fields[2].int, let staleUntil = fields[3].int
+    private func freshRead(_ entryKey: String, policy: CachePolicy) async -> (StoredEntry, Int)? {
+        guard let replies = try? await client.pipeline([["TIME"], ["HMGET", RedisArgument(entryKey)] + StoredEntry.hashFields]),
+              case .success(.array(let time)) = replies[0], time.count == 2,
+              let seconds = time[0].int, let microseconds = time[1].int,
+              case .success(.array(let fields)) = replies[1], let entry = StoredEntry(hashFields: fields)
         else { return nil }
         let now = seconds * 1000 + microseconds / 1000
-        let delta = fields[4].int ?? 0
-        guard now < freshUntil, early <= 0 || Double(now) + Double(delta) * early < Double(freshUntil) else { return nil }
-        return (StoredEntry(value: value, freshUntil: freshUntil, staleUntil: staleUntil, isNegative: fields[5].string == "1"), now)
+        guard policy.freshness(of: entry, now: now, earlyRefreshDraw: policy.earlyRefreshDraw()) == .fresh else { return nil }
+        return (entry, now)
     }
 
     /// Keeps a fresh entry in the near cache, if there is one and nothing changed the key

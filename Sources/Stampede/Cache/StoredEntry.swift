@@ -1,0 +1,105 @@
+import Foundation
+import StampedeRedis
+
+/// An entry as stored in Redis: the hash at `{N:K}` that ``CacheScripts`` write (the
+/// envelope). Times are milliseconds since the epoch by Redis's clock.
+///
+/// Internal to the cache; public only to the `Benchmarks` SPI, which measures its decoding.
+@_spi(Benchmarks)
+public struct StoredEntry: Sendable, Equatable {
+    public var value: [UInt8]
+    public var freshUntil: Int
+    public var staleUntil: Int
+    /// How long the load that filled it took, ms: early refresh weighs it.
+    public var loadDuration: Int
+    public var isNegative: Bool
+
+    public init(value: [UInt8], freshUntil: Int, staleUntil: Int, loadDuration: Int = 0, isNegative: Bool = false) {
+        self.value = value
+        self.freshUntil = freshUntil
+        self.staleUntil = staleUntil
+        self.loadDuration = loadDuration
+        self.isNegative = isNegative
+    }
+
+    /// The fields the hit path reads, in this order, with one `HMGET`.
+    public static let hashFields: [RedisArgument] = ["ver", "v", "fu", "su", "d", "n"]
+
+    /// The entry from the values of ``hashFields``; `nil` when it is absent, of another
+    /// format version, or unreadable (the lease-get script then decides what to do with it).
+    public init?(hashFields fields: [RedisValue]) {
+        guard fields.count == 6, fields[0].string == "1", let value = fields[1].bytes,
+              let freshUntil = fields[2].int, let staleUntil = fields[3].int
+        else { return nil }
+        self.init(
+            value: value, freshUntil: freshUntil, staleUntil: staleUntil, loadDuration: fields[4].int ?? 0,
+            isNegative: fields[5].string == "1")
+    }
+}
+
+extension StoredEntry {
+    /// Reads a fill message with its value: `V<key length>:<key><fresh-until>:<now>:<negative><value>`.
+    public static func parseFill(_ payload: [UInt8]) -> (key: String, entry: StoredEntry)? {
+        var index = 1
+        func number() -> Int? {
+            var value = 0
+            var digits = 0
+            while index < payload.count, payload[index] != UInt8(ascii: ":") {
+                let byte = payload[index]
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+                index += 1
+            }
+            guard index < payload.count, digits > 0 else { return nil }
+            index += 1  // the ':'
+            return value
+        }
+        guard let keyLength = number(), index + keyLength <= payload.count else { return nil }
+        let key = String(decoding: payload[index..<(index + keyLength)], as: UTF8.self)
+        index += keyLength
+        guard let freshUntil = number(), number() != nil, index < payload.count else { return nil }
+        let isNegative = payload[index] == UInt8(ascii: "1")
+        let value = Array(payload[(index + 1)...])
+        // Only freshness matters to a waiter; how long it may be served stale is not carried.
+        let entry = StoredEntry(value: value, freshUntil: freshUntil, staleUntil: freshUntil, isNegative: isNegative)
+        return (key, entry)
+    }
+}
+
+extension CachePolicy {
+    /// What a lookup may do with an entry.
+    @_spi(Benchmarks)
+    public enum Freshness: Sendable, Equatable {
+        /// Serve it.
+        case fresh
+        /// Fresh, but early refresh (XFetch) picked this lookup to refresh it.
+        case dueForEarlyRefresh
+        /// Past its fresh time, inside stale-while-revalidate: serve it and refresh.
+        case stale
+        /// Past serving: load (or wait for the load).
+        case expired
+    }
+
+    /// How this policy treats `entry` at Redis time `now`, given this lookup's early-refresh
+    /// draw (``earlyRefreshDraw()``): XFetch refreshes when
+    /// `now + loadDuration * draw >= freshUntil`, so slow loads start earlier.
+    @_spi(Benchmarks)
+    public func freshness(of entry: StoredEntry, now: Int, earlyRefreshDraw draw: Double) -> Freshness {
+        if now < entry.freshUntil {
+            let early = draw > 0 && Double(now) + Double(entry.loadDuration) * draw >= Double(entry.freshUntil)
+            return early ? .dueForEarlyRefresh : .fresh
+        }
+        // Whole milliseconds, exactly: no window means none (not the 1 ms floor of leases).
+        let (seconds, attoseconds) = staleWhileRevalidate.components
+        let window = Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+        if now < entry.staleUntil && now < entry.freshUntil + window { return .stale }
+        return .expired
+    }
+
+    /// This lookup's early-refresh draw, `-beta * ln(rand)`, or 0 without early refresh.
+    @_spi(Benchmarks)
+    public func earlyRefreshDraw() -> Double {
+        earlyRefreshBeta.map { -$0 * log(Double.random(in: Double.ulpOfOne...1)) } ?? 0
+    }
+}
