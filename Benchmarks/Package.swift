@@ -32,5 +32,15 @@ let package = Package(
             path: "Benchmarks/CacheHit",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "CachePaths",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Stampede", package: "stampede"),
+                .product(name: "StampedeRedis", package: "stampede"),
+            ],
+            path: "Benchmarks/CachePaths",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

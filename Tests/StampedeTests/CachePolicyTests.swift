@@ -23,7 +23,11 @@ struct CachePolicyTests {
         #expect(longer.freshness(of: entry, now: 70_000, earlyRefreshDraw: 0) == .expired)
         #expect(CachePolicy().freshness(of: entry, now: 10_000, earlyRefreshDraw: 0) == .expired, "no window")
         #expect(CachePolicy(earlyRefreshBeta: nil).earlyRefreshDraw() == 0)
-        #expect(CachePolicy(earlyRefreshBeta: 1).earlyRefreshDraw() >= 0)
+        // -ln(uniform) is exponential with mean 1: the draws spread, and average about beta.
+        let draws = (0..<10_000).map { _ in CachePolicy(earlyRefreshBeta: 2).earlyRefreshDraw() }
+        #expect(draws.allSatisfy { $0 >= 0 && $0.isFinite })
+        #expect(Set(draws).count > 9_900)
+        #expect(abs(draws.reduce(0, +) / 10_000 - 2) < 0.2)
     }
 
     @Test("the hit path's hash fields decode into an entry; a foreign or broken one is nil")

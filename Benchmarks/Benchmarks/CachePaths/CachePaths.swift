@@ -1,0 +1,103 @@
+import Benchmark
+import Foundation
+@_spi(Benchmarks) import Stampede
+import StampedeRedis
+
+/// The cache's hot paths that need no network: joining a single flight, decoding the stored
+/// envelope (from the hit path's hash fields and from a fill message), encoding and decoding
+/// a value with the default codec, and the freshness decision. Allocations are the figure
+/// that must not creep up; wall-clock time is reported, and left out on CI (shared machines).
+let benchmarks: @Sendable () -> Void = {
+    let onCI = ProcessInfo.processInfo.environment["CI"] != nil
+    Benchmark.defaultConfiguration = .init(
+        metrics: onCI ? [.mallocCountTotal] : [.wallClock, .mallocCountTotal, .throughput],
+        warmupIterations: 10,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(3),
+        maxIterations: 1_000,
+        thresholds: [
+            .mallocCountTotal: .init(relative: [.p90: 5], absolute: [.p90: 2]),
+            .wallClock: .init(relative: [.p90: 35]),
+        ]
+    )
+
+    Benchmark("single-flight join: 100 callers of one key", configuration: .init(scalingFactor: .one)) { benchmark in
+        let flights = SingleFlight<String, Int>()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let total = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<100 {
+                    group.addTask {
+                        // The first caller's operation yields while the others arrive and join.
+                        try await flights.run(key: "hot") {
+                            for _ in 0..<10 { await Task.yield() }
+                            return 1
+                        }.value
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            blackHole(total)
+        }
+        benchmark.stopMeasurement()
+    }
+
+    let value = [UInt8](repeating: UInt8(ascii: "x"), count: 100)
+    let fields: [RedisValue] = [
+        .bulkString(Array("1".utf8)), .bulkString(value), .bulkString(Array("1764590000000".utf8)),
+        .bulkString(Array("1764590300000".utf8)), .bulkString(Array("120".utf8)), .bulkString(Array("0".utf8)),
+    ]
+    Benchmark("envelope decode: hit-path hash fields, 100-byte value") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(StoredEntry(hashFields: fields))
+        }
+    }
+
+    let message = Array("V11:app:user:421764590000000:1764589990000:0".utf8) + value
+    // Measure the decoding that succeeds, not an early rejection.
+    precondition(StoredEntry(hashFields: fields) != nil && StoredEntry.parseFill(message)?.key == "app:user:42")
+    Benchmark("envelope decode: fill message, 100-byte value") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(StoredEntry.parseFill(message))
+        }
+    }
+
+    struct Profile: Codable, Sendable {
+        var id: Int
+        var name: String
+        var email: String
+        var roles: [String]
+        var score: Double
+    }
+    let codec = JSONCacheCodec()
+    let profile = Profile(id: 42, name: "Ada Lovelace", email: "ada@example.com", roles: ["admin", "author"], score: 0.97)
+    let encoded = try! codec.encode(profile)
+    Benchmark("value encode: JSON codec, small struct") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try codec.encode(profile))
+        }
+    }
+    Benchmark("value decode: JSON codec, small struct") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try codec.decode(Profile.self, from: encoded))
+        }
+    }
+    Benchmark("value encode + decode: raw bytes pass through") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try codec.decode([UInt8].self, from: try codec.encode(value)))
+        }
+    }
+
+    let entry = StoredEntry(value: value, freshUntil: 1_764_590_000_000, staleUntil: 1_764_590_300_000, loadDuration: 120)
+    let policy = CachePolicy(timeToLive: .seconds(60), staleWhileRevalidate: .seconds(300), earlyRefreshBeta: 1)
+    Benchmark("policy decision: fresh entry, with early-refresh draw") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(policy.freshness(of: entry, now: 1_764_589_000_000, earlyRefreshDraw: policy.earlyRefreshDraw()))
+        }
+    }
+    Benchmark("policy decision: entry in the stale window") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(policy.freshness(of: entry, now: 1_764_590_100_000, earlyRefreshDraw: 0))
+        }
+    }
+}
