@@ -26,9 +26,6 @@ struct CacheWorker: AsyncParsableCommand {
     @Option(help: "Redis key counting origin calls.") var originCounter: String
     @Option(help: "Value the origin returns (the key is appended).") var value: String = "value"
     @Option(help: "Value the callers expect (the key is appended). Default: --value.") var expect: String?
-    @Option(help: "How the lookups are protected.") var strategy: Strategy = .stampede
-    @Option(help: "Start at this CLOCK_MONOTONIC time (ns), so that every process starts at one instant.") var startAt: Int?
-    @Flag(help: "Print every caller's latency in microseconds.") var reportLatencies = false
 
     func run() async throws {
         var configuration = try RedisConfiguration(url: redis)
@@ -42,33 +39,20 @@ struct CacheWorker: AsyncParsableCommand {
         let (counter, load, value) = (RedisArgument(originCounter), Duration.milliseconds(loadMs), self.value)
         let expected = expect ?? value
         say("ready")
-        let clock = ContinuousClock()
-        let originCalls = OriginCalls()
         let origin: @Sendable (String) async throws -> String = { key in
-            let start = clock.now
             try await client.send("INCR", counter)
             say("loading \(key)")
             try await Task.sleep(for: load)
-            originCalls.add(took: clock.now - start)
             return "\(value)-\(key)"
         }
-        let lookup = Strategy.Lookup(strategy: strategy, client: client, cache: cache, namespace: namespace, ttlMs: ttlMs)
-        if let startAt {
-            // Warm, as a running service would be: connections open, scripts loaded,
-            // subscription up. What that sends is not part of the storm's count.
-            try await client.send("PING")
-            if strategy == .stampede { try await cache.prepare() }
-            let wait = startAt - monotonicNanoseconds()
-            if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
-        }
-        let commandsBefore = client.commandsSent
+        let clock = ContinuousClock()
         let results = await withTaskGroup(of: (String, Duration).self) { group in
             for index in 0..<tasks {
                 let key = "k\(index % keys)"
                 group.addTask {
                     let start = clock.now
                     do {
-                        let got = try await lookup.value(for: key) { try await origin(key) }
+                        let got: String = try await cache.value(for: key) { try await origin(key) }
                         return (got == "\(expected)-\(key)" ? "ok" : "wrong \(got)", clock.now - start)
                     } catch {
                         return ("error \(error)", clock.now - start)
@@ -76,12 +60,6 @@ struct CacheWorker: AsyncParsableCommand {
                 }
             }
             return await group.reduce(into: [(String, Duration)]()) { $0.append($1) }
-        }
-        // Round trips this process sent, less the simulated origin's own INCRs.
-        say("commands \(client.commandsSent - commandsBefore - originCalls.count)")
-        say("origin-us " + originCalls.durations.map { String(Int($0.inMilliseconds * 1000)) }.joined(separator: ","))
-        if reportLatencies {
-            say("latencies-us " + results.map { String(Int($0.1.inMilliseconds * 1000)) }.joined(separator: ","))
         }
         let failures = results.map(\.0).filter { $0 != "ok" }
         say("ok \(results.count - failures.count)")
@@ -91,12 +69,4 @@ struct CacheWorker: AsyncParsableCommand {
         await client.shutdown()
         if !failures.isEmpty { throw ExitCode(1) }
     }
-}
-
-/// The simulated origin's calls in this process and how long each took.
-final class OriginCalls: Sendable {
-    private let calls = Mutex<[Duration]>([])
-    func add(took duration: Duration) { calls.withLock { $0.append(duration) } }
-    var count: Int { calls.withLock { $0.count } }
-    var durations: [Duration] { calls.withLock { $0 } }
 }

@@ -17,8 +17,6 @@ struct MutexWorker: AsyncParsableCommand {
         case count
         /// Take the lock once, hold it, then write with the lease's fencing token.
         case hold
-        /// Contend for the lock until the duration ends; report hand-off times.
-        case handoff
     }
 
     @Option var redis: String
@@ -32,7 +30,6 @@ struct MutexWorker: AsyncParsableCommand {
     @Option var holdMs: Int = 0
     @Option var writeKey: String = "fenced"
     @Option var value: String = "worker"
-    @Option var durationMs: Int = 5_000
 
     func run() async throws {
         var configuration = try RedisConfiguration(url: redis)
@@ -45,7 +42,6 @@ struct MutexWorker: AsyncParsableCommand {
             switch mode {
             case .count: try await count(mutex)
             case .hold: try await hold(mutex)
-            case .handoff: try await handoff(mutex)
             }
         } catch let error as StampedeError where error.code == .leaseLost {
             say("lost")
@@ -95,62 +91,4 @@ struct MutexWorker: AsyncParsableCommand {
         }
         say("released")
     }
-}
-
-extension MutexWorker {
-    /// Each acquisition reads when the previous holder released (the system-wide monotonic
-    /// clock, comparable across processes on one machine) and reports the difference. A
-    /// holder count in Redis checks mutual exclusion.
-    private func handoff(_ mutex: RedisMutex) async throws {
-        let options = LockOptions(
-            leaseDuration: .seconds(10), maximumWait: .milliseconds(durationMs) + .seconds(30), recheckInterval: .milliseconds(200))
-        let client = mutex.client
-        let releasedKey = RedisArgument(keyPrefix + "released-at")
-        let holdersKey = RedisArgument(keyPrefix + "holders")
-        let hold = Duration.milliseconds(holdMs)
-        let name = self.name
-        let clock = ContinuousClock()
-        let end = clock.now + .milliseconds(durationMs)
-        let results = try await withThrowingTaskGroup(of: (samples: [Int], violations: Int).self) { group in
-            for _ in 0..<tasks {
-                group.addTask {
-                    var samples: [Int] = []
-                    var violations = 0
-                    while clock.now < end {
-                        let (sample, violated) = try await mutex.withLock(name, options: options) { _ -> (Int?, Bool) in
-                            let acquiredAt = monotonicNanoseconds()
-                            let releasedAt = try await client.send("GET", releasedKey).int
-                            let violated = try await client.send("INCR", holdersKey).int != 1
-                            if hold > .zero { try await Task.sleep(for: hold) }
-                            try await client.send("DECR", holdersKey)
-                            try await client.send("SET", releasedKey, RedisArgument(monotonicNanoseconds()))
-                            return (releasedAt.map { acquiredAt - $0 }, violated)
-                        }
-                        if let sample { samples.append(sample) }
-                        if violated { violations += 1 }
-                    }
-                    return (samples, violations)
-                }
-            }
-            return try await group.reduce(into: (samples: [Int](), violations: 0)) { all, one in
-                all.samples += one.samples
-                all.violations += one.violations
-            }
-        }
-        say("violations \(results.violations)")
-        say("samples " + results.samples.map(String.init).joined(separator: ","))
-        say("done")
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine.
-func monotonicNanoseconds() -> Int {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return time.tv_sec * 1_000_000_000 + time.tv_nsec
-}
-
-/// Prints a line and flushes it, so that a parent reading the pipe sees it at once.
-func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -41,27 +41,3 @@ struct ToolError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
-
-/// Runs this executable in worker mode, once per argument list, all at once; returns each
-/// worker's standard output once all have exited.
-func runWorkers(_ argumentLists: [[String]]) throws -> [String] {
-    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var workers: [(Process, Pipe)] = []
-    for arguments in argumentLists {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        workers.append((process, output))
-    }
-    return try workers.map { process, output in
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ToolError("a worker (\(argumentLists[0].first ?? "")) failed with status \(process.terminationStatus): \(text.suffix(500))")
-        }
-        return text
-    }
-}

@@ -7,7 +7,7 @@ struct Stampede: AsyncParsableCommand {
         commandName: "stampede",
         abstract: "Stampede's command-line tool: storms and benchmarks against your Redis, or a throwaway one.",
         subcommands: [
-            Storm.self, CacheBenchmark.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self,
+            Storm.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self,
             StormWorker.self, MutexWorker.self, CacheWorker.self,
         ],
         defaultSubcommand: Storm.self

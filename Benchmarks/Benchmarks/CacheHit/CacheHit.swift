@@ -1,4 +1,5 @@
 import Benchmark
+import Foundation
 import EmbeddedRedis
 import Stampede
 import StampedeRedis
@@ -20,15 +21,20 @@ let fixture = Task { () async throws -> (server: RedisServer, cache: StampedeCac
 
 /// What one cache hit costs, in time and allocations: from the near cache, and from Redis.
 let benchmarks: @Sendable () -> Void = {
+    // Wall-clock time is left out on CI (shared machines). Allocations are checked against
+    // Thresholds/ within 500 per 1,000 calls: wake-ups and buffer growth vary from run to
+    // run by a few percent; one more allocation per call (+1,000) fails the check.
+    let onCI = ProcessInfo.processInfo.environment["CI"] != nil
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .mallocCountTotal, .throughput],
+        metrics: onCI ? [.mallocCountTotal] : [.wallClock, .mallocCountTotal, .throughput],
         warmupIterations: 1,
         scalingFactor: .kilo,
         maxDuration: .seconds(5),
-        maxIterations: 50
+        maxIterations: 50,
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 500])]
     )
 
-    Benchmark("near-cache hit") { benchmark in
+    Benchmark("near-cache-hit") { benchmark in
         let near = try await fixture.value.near
         let unused = [UInt8]()
         benchmark.startMeasurement()
@@ -38,7 +44,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("Redis hit, one task") { benchmark in
+    Benchmark("redis-hit-one-task") { benchmark in
         let cache = try await fixture.value.cache
         let unused = [UInt8]()
         benchmark.startMeasurement()

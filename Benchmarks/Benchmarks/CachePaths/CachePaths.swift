@@ -7,6 +7,8 @@ import StampedeRedis
 /// envelope (from the hit path's hash fields and from a fill message), encoding and decoding
 /// a value with the default codec, and the freshness decision. Allocations are the figure
 /// that must not creep up; wall-clock time is reported, and left out on CI (shared machines).
+/// Names have no spaces: `benchmark thresholds check` looks stored thresholds up by the raw
+/// name, while `thresholds update` writes them with spaces turned into underscores.
 let benchmarks: @Sendable () -> Void = {
     let onCI = ProcessInfo.processInfo.environment["CI"] != nil
     Benchmark.defaultConfiguration = .init(
@@ -21,7 +23,7 @@ let benchmarks: @Sendable () -> Void = {
         ]
     )
 
-    Benchmark("single-flight join: 100 callers of one key", configuration: .init(scalingFactor: .one)) { benchmark in
+    Benchmark("single-flight-join-100-callers", configuration: .init(scalingFactor: .one)) { benchmark in
         let flights = SingleFlight<String, Int>()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -47,7 +49,7 @@ let benchmarks: @Sendable () -> Void = {
         .bulkString(Array("1".utf8)), .bulkString(value), .bulkString(Array("1764590000000".utf8)),
         .bulkString(Array("1764590300000".utf8)), .bulkString(Array("120".utf8)), .bulkString(Array("0".utf8)),
     ]
-    Benchmark("envelope decode: hit-path hash fields, 100-byte value") { benchmark in
+    Benchmark("envelope-decode-hash-fields") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(StoredEntry(hashFields: fields))
         }
@@ -56,7 +58,7 @@ let benchmarks: @Sendable () -> Void = {
     let message = Array("V11:app:user:421764590000000:1764589990000:0".utf8) + value
     // Measure the decoding that succeeds, not an early rejection.
     precondition(StoredEntry(hashFields: fields) != nil && StoredEntry.parseFill(message)?.key == "app:user:42")
-    Benchmark("envelope decode: fill message, 100-byte value") { benchmark in
+    Benchmark("envelope-decode-fill-message") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(StoredEntry.parseFill(message))
         }
@@ -72,17 +74,17 @@ let benchmarks: @Sendable () -> Void = {
     let codec = JSONCacheCodec()
     let profile = Profile(id: 42, name: "Ada Lovelace", email: "ada@example.com", roles: ["admin", "author"], score: 0.97)
     let encoded = try! codec.encode(profile)
-    Benchmark("value encode: JSON codec, small struct") { benchmark in
+    Benchmark("value-encode-json") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try codec.encode(profile))
         }
     }
-    Benchmark("value decode: JSON codec, small struct") { benchmark in
+    Benchmark("value-decode-json") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try codec.decode(Profile.self, from: encoded))
         }
     }
-    Benchmark("value encode + decode: raw bytes pass through") { benchmark in
+    Benchmark("value-raw-bytes-round-trip") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try codec.decode([UInt8].self, from: try codec.encode(value)))
         }
@@ -90,12 +92,12 @@ let benchmarks: @Sendable () -> Void = {
 
     let entry = StoredEntry(value: value, freshUntil: 1_764_590_000_000, staleUntil: 1_764_590_300_000, loadDuration: 120)
     let policy = CachePolicy(timeToLive: .seconds(60), staleWhileRevalidate: .seconds(300), earlyRefreshBeta: 1)
-    Benchmark("policy decision: fresh entry, with early-refresh draw") { benchmark in
+    Benchmark("policy-decision-fresh-with-early-refresh-draw") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(policy.freshness(of: entry, now: 1_764_589_000_000, earlyRefreshDraw: policy.earlyRefreshDraw()))
         }
     }
-    Benchmark("policy decision: entry in the stale window") { benchmark in
+    Benchmark("policy-decision-stale-window") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(policy.freshness(of: entry, now: 1_764_590_100_000, earlyRefreshDraw: 0))
         }

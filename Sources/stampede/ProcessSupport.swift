@@ -1,0 +1,13 @@
+import Foundation
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine.
+func monotonicNanoseconds() -> Int {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return time.tv_sec * 1_000_000_000 + time.tv_nsec
+}
+
+/// Prints a line and flushes it, so that a parent reading the pipe sees it at once.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
