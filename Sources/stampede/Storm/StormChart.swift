@@ -105,24 +105,26 @@ enum StormChart {
         return svg
     }
 
-    /// Axis ticks at 1, 2 and 5 times powers of ten, the first at or below `low`, the last at
-    /// or above `high`; at most about a dozen.
+    /// Axis ticks at round multiples of powers of ten, the first at or below `low`, the last
+    /// at or above `high`: as fine as the range needs (100 to 120 for a narrow one, powers of
+    /// ten for a wide one), at most a dozen.
     static func logTicks(from low: Double, to high: Double) -> [Double] {
         let low = max(low, 0.001), high = max(high, low * 1.01)
-        var candidates: [Double] = []
-        for exponent in Int(floor(log10(low)))...Int(ceil(log10(high))) {
-            for step in [1.0, 2, 5] { candidates.append(step * pow(10, Double(exponent))) }
+        for steps in [[1.0, 1.2, 1.5, 2, 3, 5, 7], [1, 2, 5], [1]] {
+            var candidates: [Double] = []
+            for exponent in Int(floor(log10(low)))...Int(ceil(log10(high))) {
+                for step in steps { candidates.append(step * pow(10, Double(exponent))) }
+            }
+            let first = candidates.last { $0 <= low * 1.0001 } ?? candidates[0]
+            let last = candidates.first { $0 >= high * 0.9999 } ?? candidates[candidates.count - 1]
+            let ticks = candidates.filter { $0 >= first && $0 <= last }
+            if ticks.count <= 12 || steps.count == 1 { return ticks }
         }
-        let first = candidates.last { $0 <= low * 1.0001 } ?? candidates[0]
-        let last = candidates.first { $0 >= high * 0.9999 } ?? candidates[candidates.count - 1]
-        var ticks = candidates.filter { $0 >= first && $0 <= last }
-        // Wide ranges: powers of ten only, so that labels do not crowd.
-        if ticks.count > 12 { ticks = ticks.filter { log10($0) == log10($0).rounded() || $0 == first || $0 == last } }
-        return ticks
+        return [low, high]
     }
 
     private static func tickLabel(_ milliseconds: Double) -> String {
-        milliseconds >= 1 ? String(Int(milliseconds.rounded())) : String(format: milliseconds >= 0.01 ? "%.2f" : "%.3f", milliseconds)
+        milliseconds >= 1 ? String(format: "%g", milliseconds) : String(format: milliseconds >= 0.01 ? "%.2f" : "%.3f", milliseconds)
     }
 
     /// Position on the "nines" axis: p0 at 0, p90 at 1, p99 at 2, p99.9 at 3.
