@@ -47,9 +47,11 @@ struct CachePolicyTests {
 
     @Test func earlyRefreshRefreshesAFreshValueOnceAndServesTheOldOneMeanwhile() async throws {
         try await withSharedClient { client, _ async throws in
-            // A slow last load (delta 300 ms) and a huge beta: XFetch asks for a refresh long
-            // before the 60 s expiry; one caller does it, everyone keeps the fresh value.
-            let policy = CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: 10_000)
+            // A slow last load (delta 300 ms) and a beta so large that every draw asks for a
+            // refresh long before the 60 s expiry (-ln(rand) is at least 1e-16, and
+            // 1e20 x 1e-16 x 300 ms is far past 60 s; with beta 10,000 one draw in 50 did not);
+            // one caller does it, everyone keeps the fresh value.
+            let policy = CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: 1e20)
             let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
             let origin = FakeOrigin()
             #expect(try await fetch(cache, "k") { try await origin.load(after: .milliseconds(300)) } == "v1")
