@@ -36,14 +36,61 @@ struct HotKeyTests {
         }
     }
 
+    @Test("after one hit has read Redis's clock, a hit costs one command, and an entry past its fresh time is not served")
+    func aHitIsOneCommandOnceTheClockIsRead() async throws {
+        try await withSharedClient { client, server async throws in
+            let reader = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let cache = StampedeCache(client: reader, configuration: .init(
+                namespace: uniquePrefix(), policy: .init(timeToLive: .milliseconds(400), earlyRefreshBeta: nil)))
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            var before = reader.commandsSent
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            let first = reader.commandsSent - before
+            #expect(first == 1 || first == 2, "HMGET, with TIME when the clock was not read yet")
+            before = reader.commandsSent
+            for _ in 0..<10 { #expect(try await fetch(cache, "k") { try await origin.load() } == "v1") }
+            #expect(reader.commandsSent - before == 10, "one HMGET per hit")
+
+            // Past its fresh time by Redis's clock, the entry is reloaded, not served.
+            origin.set("v2")
+            try await Task.sleep(for: .milliseconds(450))
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
+            #expect(origin.calls == 2)
+            await cache.shutdown()
+            await reader.shutdown()
+        }
+    }
+
+    @Test("Redis's clock read locally: within the sample's error, later rather than earlier, trusted for a second")
+    func redisClockEstimate() {
+        let clock = RedisClock()
+        let start = ContinuousClock.now
+        #expect(clock.now(at: start) == nil, "no sample yet")
+        // TIME said 1,000,000 ms somewhere within a 4 ms round trip (sent at +0, back at +4).
+        clock.record(redisMilliseconds: 1_000_000, sentAt: start, receivedAt: start + .milliseconds(4))
+        // Ten milliseconds after the reply, Redis's time is 1,000,010 to 1,000,014 (TIME ran
+        // between +0 and +4); the estimate must not be earlier than the latest possible.
+        let estimate = clock.now(at: start + .milliseconds(14))!
+        #expect(estimate >= 1_000_014 && estimate <= 1_000_014 + Int(RedisClock.driftAllowance) + 1)
+        #expect(clock.now(at: start + .milliseconds(4) + RedisClock.validity) == nil, "a second-old sample is not used")
+        // A young, rougher sample does not replace a more exact one; a later one does.
+        clock.record(redisMilliseconds: 5_000_000, sentAt: start + .milliseconds(100), receivedAt: start + .milliseconds(200))
+        #expect(clock.now(at: start + .milliseconds(250))! < 1_001_000)
+        clock.record(redisMilliseconds: 5_000_000, sentAt: start + .milliseconds(600), receivedAt: start + .milliseconds(700))
+        #expect(clock.now(at: start + .milliseconds(750))! >= 5_000_050 + 50)
+    }
+
     @Test func theNearCacheServesWithoutRedisUntilAFillElsewhereDropsIt() async throws {
         try await withSharedClient { client, server async throws in
             let namespace = uniquePrefix()
             let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let here = nearCache(client, namespace: namespace)
             let elsewhere = StampedeCache(client: otherClient, configuration: .init(namespace: namespace, policy: .init(earlyRefreshBeta: nil)))
-            try await here.prepare()
+            // Filled before this cache subscribes, so that the fill's own message cannot
+            // arrive after the first read and drop the entry it just kept.
             _ = try await fetch(elsewhere, "k") { "v1" }
+            try await here.prepare()
             #expect(try await fetch(here, "k") { "unused" } == "v1")   // read from Redis, kept near
             let before = client.commandsSent
             for _ in 0..<100 { #expect(try await fetch(here, "k") { "unused" } == "v1") }

@@ -96,18 +96,31 @@ extension StampedeCache {
         return Lookup(entry: entry)
     }
 
-    /// The hit path: a fresh entry costs two plain commands sent back to back (`TIME` and
-    /// `HMGET`, cheaper for Redis than a script), still judged on Redis's clock. `nil` when
-    /// the entry is not plainly fresh (missing, stale, foreign, due for an early refresh) or
-    /// Redis failed: the lease-get script then decides.
+    /// The hit path: a fresh entry costs one `HMGET` (a plain command, cheaper for Redis than
+    /// a script), judged on Redis's clock as ``RedisClock`` last read it; once a second a hit
+    /// carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
+    /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
+    /// time for the clock's error) or Redis failed: the lease-get script then decides.
     private func freshRead(_ entryKey: String, policy: CachePolicy) async -> (StoredEntry, Int)? {
-        guard let replies = try? await client.pipeline([["TIME"], ["HMGET", RedisArgument(entryKey)] + StoredEntry.hashFields]),
-              case .success(.array(let time)) = replies[0], time.count == 2,
-              let seconds = time[0].int, let microseconds = time[1].int,
-              case .success(.array(let fields)) = replies[1], let entry = StoredEntry(hashFields: fields)
+        let read: [RedisArgument] = ["HMGET", RedisArgument(entryKey)] + StoredEntry.hashFields
+        let fields: [RedisValue]
+        let now: Int
+        if redisClock.now() != nil {
+            guard case .array(let values)? = try? await client.send(read), let redisNow = redisClock.now() else { return nil }
+            (fields, now) = (values, redisNow)
+        } else {
+            let sentAt = ContinuousClock.now
+            guard let replies = try? await client.pipeline([["TIME"], read]),
+                  case .success(.array(let time)) = replies[0], time.count == 2,
+                  let seconds = time[0].int, let microseconds = time[1].int,
+                  case .success(.array(let values)) = replies[1]
+            else { return nil }
+            redisClock.record(redisMilliseconds: Double(seconds) * 1000 + Double(microseconds) / 1000, sentAt: sentAt, receivedAt: .now)
+            (fields, now) = (values, seconds * 1000 + microseconds / 1000)
+        }
+        guard let entry = StoredEntry(hashFields: fields),
+              policy.freshness(of: entry, now: now, earlyRefreshDraw: policy.earlyRefreshDraw()) == .fresh
         else { return nil }
-        let now = seconds * 1000 + microseconds / 1000
-        guard policy.freshness(of: entry, now: now, earlyRefreshDraw: policy.earlyRefreshDraw()) == .fresh else { return nil }
         return (entry, now)
     }
 

@@ -84,6 +84,8 @@ public final class StampedeCache: Sendable {
     let background = BackgroundLoads()
     /// The near cache, when configured.
     let near: NearCache?
+    /// Redis's clock as last read, so that most hits need no `TIME`.
+    let redisClock = RedisClock()
 
     /// What a lookup produced, before decoding: `nil` bytes for "no such value".
     struct Lookup: Sendable {
