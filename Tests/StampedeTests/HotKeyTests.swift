@@ -41,9 +41,11 @@ struct HotKeyTests {
         try await withSharedClient { client, server async throws in
             let reader = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let cache = StampedeCache(client: reader, configuration: .init(
-                namespace: uniquePrefix(), policy: .init(timeToLive: .milliseconds(400), earlyRefreshBeta: nil)))
+                namespace: uniquePrefix(), policy: .init(timeToLive: .seconds(3), earlyRefreshBeta: nil)))
             let origin = FakeOrigin()
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            // The fill ran before the first fetch returned: fresh until at most 3 s from here.
+            let filledBy = ContinuousClock.now
             var before = reader.commandsSent
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
             let first = reader.commandsSent - before
@@ -54,7 +56,7 @@ struct HotKeyTests {
 
             // Past its fresh time by Redis's clock, the entry is reloaded, not served.
             origin.set("v2")
-            try await Task.sleep(for: .milliseconds(450))
+            try await Task.sleep(until: filledBy + .milliseconds(3_100))
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
             #expect(origin.calls == 2)
             await cache.shutdown()
