@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StampedeRedisTests",
-            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", "CHiredis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .testTarget(
             name: "StampedeToolTests",

@@ -59,9 +59,22 @@ struct HitBenchmark: AsyncParsableCommand {
         print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
         let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
 
+        // The client alone, the same tasks: what a cache hit costs beyond its own read.
+        print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
+        let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
+        for batch in stride(from: 0, to: keyCount, by: 1_000) {
+            _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+        }
+        let plainGet = try await storm(tasks: tasks, seconds: duration) { random in
+            _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+        }
+        print("Client HMGET of an entry's six fields: \(tasks) tasks, random keys, \(duration) s ...")
+        let hashRead = try await storm(tasks: tasks, seconds: duration) { random in
+            _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "ver", "v", "fu", "su", "d", "n")
+        }
         print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
-        let manyKeys = try await storm(tasks: tasks, seconds: duration) { _ in
-            _ = try await cache.value(for: "k\(Int.random(in: 0..<keyCount))") { value }
+        let manyKeys = try await storm(tasks: tasks, seconds: duration) { random in
+            _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
         }
         print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
         let hotKey = try await storm(tasks: tasks, seconds: duration) { _ in
@@ -93,6 +106,8 @@ struct HitBenchmark: AsyncParsableCommand {
         print("| storm | per second | against redis-benchmark |")
         print("|---|---:|---:|")
         print("| redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight) | \(Int(redisRate)) | 1.00x |")
+        print(String(format: "| client.send GET, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(plainGet), plainGet / redisRate))
+        print(String(format: "| client.send HMGET of an entry's 6 fields, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(hashRead), hashRead / redisRate))
         print(String(format: "| cache.value, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(manyKeys), manyKeys / redisRate))
         print(String(format: "| cache.value, one hot key, %d tasks | %d | %.2fx |", tasks, Int(hotKey), hotKey / redisRate))
         print(String(format: "| cache.value, one hot key, %d tasks, near cache | %d | %.2fx |", tasks, Int(hotNear), hotNear / redisRate))
@@ -103,13 +118,17 @@ struct HitBenchmark: AsyncParsableCommand {
         await cache.shutdown()
         await near.shutdown()
         var cleanup: [RedisArgument] = ["DEL", "key:__rand_int__"]
-        for index in 0..<keys { cleanup += [RedisArgument("{\(namespace):k\(index)}"), RedisArgument("{\(namespace):k\(index)}:fence")] }
+        for index in 0..<keys {
+            let entry = "{\(namespace):k\(index)}"
+            cleanup += [RedisArgument(entry), RedisArgument(entry + ":fence"), RedisArgument(entry + ":plain")]
+        }
         try await client.send(cleanup)
         await client.shutdown()
     }
 
-    /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second.
-    private func storm(tasks: Int, seconds: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
+    /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second. Each
+    /// task has its own generator for picking keys (the system's costs a system call a draw).
+    private func storm(tasks: Int, seconds: Int, _ body: @escaping @Sendable (inout SplitMix64) async throws -> Void) async throws -> Double {
         let clock = ContinuousClock()
         let start = clock.now
         let end = start + .seconds(seconds)
@@ -117,8 +136,9 @@ struct HitBenchmark: AsyncParsableCommand {
             for task in 0..<tasks {
                 group.addTask {
                     var calls = 0
+                    var random = SplitMix64(seed: UInt64(task))
                     while clock.now < end {
-                        try await body(task)
+                        try await body(&random)
                         calls += 1
                     }
                     return calls

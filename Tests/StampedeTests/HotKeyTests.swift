@@ -51,8 +51,13 @@ struct HotKeyTests {
             let first = reader.commandsSent - before
             #expect(first == 1 || first == 2, "HMGET, with TIME when the clock was not read yet")
             before = reader.commandsSent
+            let started = ContinuousClock.now
             for _ in 0..<10 { #expect(try await fetch(cache, "k") { try await origin.load() } == "v1") }
-            #expect(reader.commandsSent - before == 10, "one HMGET per hit")
+            // One HMGET per hit, and a TIME with one of them each second the hits took (a
+            // loaded machine can take more than one).
+            let rereads = Int((ContinuousClock.now - started) / RedisClock.validity) + 1
+            let sent = reader.commandsSent - before
+            #expect(sent >= 10 && sent <= 10 + rereads, "\(sent) commands for 10 hits")
 
             // Past its fresh time by Redis's clock, the entry is reloaded, not served.
             origin.set("v2")

@@ -1,36 +1,43 @@
-import CHiredis
 import NIOCore
 
-/// Encodes commands as RESP arrays of bulk strings with hiredis's `redisFormatCommandArgv`.
+/// Encodes commands as RESP arrays of bulk strings, straight into the outgoing buffer.
+///
+/// The bytes are exactly what hiredis's `redisFormatCommandArgv` produces (the tests hold
+/// the two side by side); writing them here saves what that call costs on every command:
+/// a `sprintf` per argument and a heap buffer to copy from.
 enum RESPEncoder {
     /// Appends `arguments` as one command to `buffer`.
     static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
         precondition(!arguments.isEmpty, "a Redis command has at least a name")
-        let count = arguments.count
-        withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: count) { argv in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { lengths in
-                // Pin each argument's storage while hiredis reads it: recursion keeps every
-                // pointer inside its own `withUnsafeBufferPointer` scope without copying bytes.
-                func pin(_ index: Int) {
-                    if index == count {
-                        var formatted: UnsafeMutablePointer<CChar>?
-                        let length = redisFormatCommandArgv(&formatted, Int32(count), argv.baseAddress, lengths.baseAddress)
-                        // hiredis fails only when malloc does.
-                        guard length >= 0, let formatted else { fatalError("redisFormatCommandArgv: out of memory") }
-                        buffer.writeBytes(UnsafeRawBufferPointer(start: formatted, count: Int(length)))
-                        redisFreeCommand(formatted)
-                        return
-                    }
-                    arguments[index].withUnsafeBytes { bytes in
-                        // An empty argument may have no base address; any valid pointer will do for length 0.
-                        let start = bytes.baseAddress ?? UnsafeRawPointer(argv.baseAddress!)
-                        argv[index] = start.assumingMemoryBound(to: CChar.self)
-                        lengths[index] = bytes.count
-                        pin(index + 1)
-                    }
-                }
-                pin(0)
+        buffer.writeInteger(UInt8(ascii: "*"))
+        writeDecimal(arguments.count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        for argument in arguments {
+            argument.withUnsafeBytes { bytes in
+                buffer.writeInteger(UInt8(ascii: "$"))
+                writeDecimal(bytes.count, into: &buffer)
+                buffer.writeStaticString("\r\n")
+                buffer.writeBytes(bytes)
+                buffer.writeStaticString("\r\n")
             }
+        }
+    }
+
+    /// `value` (not negative) in decimal ASCII, without allocating.
+    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        if value < 10 {
+            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value
+            var start = digits.count
+            while rest > 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            buffer.writeBytes(UnsafeBufferPointer(rebasing: digits[start...]))
         }
     }
 }
