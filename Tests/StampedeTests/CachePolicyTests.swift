@@ -32,17 +32,15 @@ struct CachePolicyTests {
 
     @Test("the hit path's hash fields decode into an entry; a foreign or broken one is nil")
     func entryFromHashFields() {
-        let fields: [RedisValue] = [.bulkString(Array("1".utf8)), .bulkString([7, 8]), .bulkString(Array("100".utf8)),
-                                    .bulkString(Array("200".utf8)), .bulkString(Array("30".utf8)), .bulkString(Array("0".utf8))]
-        #expect(StoredEntry(hashFields: fields) == StoredEntry(value: [7, 8], freshUntil: 100, staleUntil: 200, loadDuration: 30))
-        var negative = fields
-        negative[5] = .bulkString(Array("1".utf8))
-        #expect(StoredEntry(hashFields: negative)?.isNegative == true)
-        var otherVersion = fields
-        otherVersion[0] = .bulkString(Array("2".utf8))
-        #expect(StoredEntry(hashFields: otherVersion) == nil)
-        #expect(StoredEntry(hashFields: Array(repeating: .null, count: 6)) == nil, "absent")
-        #expect(StoredEntry(hashFields: Array(fields.prefix(5))) == nil)
+        func fields(_ meta: String, value: [UInt8] = [7, 8]) -> [RedisValue] { [.bulkString(value), .bulkString(Array(meta.utf8))] }
+        #expect(StoredEntry(hashFields: fields("2:100:200:30:0")) == StoredEntry(value: [7, 8], freshUntil: 100, staleUntil: 200, loadDuration: 30))
+        #expect(StoredEntry(hashFields: fields("2:100:200:0:1", value: []))?.isNegative == true)
+        for broken in ["1:100:200:30:0", "2:100:200:30", "2:100:200:30:2", "2:100::30:0", "2:1x0:200:30:0", "2:100:200:30:0:", "",
+                       "2:1000000000000000000000:200:30:0"] {
+            #expect(StoredEntry(hashFields: fields(broken)) == nil, "\(broken)")
+        }
+        #expect(StoredEntry(hashFields: [.null, .null]) == nil, "absent")
+        #expect(StoredEntry(hashFields: [.bulkString([1])]) == nil)
     }
 
     @Test func earlyRefreshRefreshesAFreshValueOnceAndServesTheOldOneMeanwhile() async throws {
@@ -86,7 +84,8 @@ struct CachePolicyTests {
             var freshUntil: [Int] = []
             for index in 0..<20 {
                 _ = try await fetch(cache, "k\(index)") { "v" }
-                freshUntil.append(try await client.send("HGET", RedisArgument("{\(namespace):k\(index)}"), "fu").int!)
+                let meta = try await client.send("HGET", RedisArgument("{\(namespace):k\(index)}"), "m").string!
+                freshUntil.append(Int(meta.split(separator: ":")[1])!)  // 2:<fresh-until>:...
             }
             // Filled within a second of each other, yet spread over far more than a second.
             #expect(freshUntil.max()! - freshUntil.min()! > 5_000)

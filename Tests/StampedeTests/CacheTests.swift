@@ -262,7 +262,7 @@ struct CacheTests {
             let cache = StampedeCache(client: client, configuration: .init(namespace: namespace), metricsFactory: metrics)
             try await client.send("SET", RedisArgument("{\(namespace):k}"), "not an envelope")
             #expect(try await fetch(cache, "k") { "loaded" } == "loaded")
-            try await client.send("HSET", RedisArgument("{\(namespace):j}"), "ver", "99", "v", "x")
+            try await client.send("HSET", RedisArgument("{\(namespace):j}"), "v", "x", "m", "9:1:2:3:0")  // another format
             #expect(try await fetch(cache, "j") { "loaded" } == "loaded")
             #expect(try await fetch(cache, "j") { "again" } == "loaded")
             #expect(try metrics.expectCounter("stampede.cache.corrupt_entries").totalValue == 2)

@@ -45,10 +45,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let value = [UInt8](repeating: UInt8(ascii: "x"), count: 100)
-    let fields: [RedisValue] = [
-        .bulkString(Array("1".utf8)), .bulkString(value), .bulkString(Array("1764590000000".utf8)),
-        .bulkString(Array("1764590300000".utf8)), .bulkString(Array("120".utf8)), .bulkString(Array("0".utf8)),
-    ]
+    let fields: [RedisValue] = [.bulkString(value), .bulkString(Array("2:1764590000000:1764590300000:120:0".utf8))]
     Benchmark("envelope-decode-hash-fields") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(StoredEntry(hashFields: fields))

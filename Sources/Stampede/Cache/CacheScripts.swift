@@ -3,10 +3,11 @@ import StampedeRedis
 /// The cache's Lua scripts: one round trip per decision, on Redis's clock (`TIME`), so that
 /// nodes with skewed clocks agree on what is fresh.
 ///
-/// The entry is a hash at `{N:K}` with fields `ver` (format, "1"), `v` (value bytes), `f`
-/// (fence of the fill), `fu` and `su` (fresh-until and stale-until, ms since the epoch by
-/// Redis's clock), `d` (the last load's duration, ms) and `n` ("1" for a negative entry). It
-/// expires at `su`. Keys: KEYS[1] entry, KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
+/// The entry is a hash at `{N:K}` with fields `v` (value bytes), `f` (fence of the fill) and
+/// `m`, the metadata packed in one field so that a hit reads two fields, not six:
+/// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
+/// by Redis's clock; negative "1" or "0"). It expires at stale-until. Keys: KEYS[1] entry,
+/// KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
 enum CacheScripts {
     /// ARGV: token, lease ms, early-refresh factor (-beta * ln(rand), 0 for none).
     ///
@@ -23,9 +24,11 @@ enum CacheScripts {
         local e = false
         local kind = redis.call('TYPE', KEYS[1])['ok']
         if kind == 'hash' then
-          e = redis.call('HMGET', KEYS[1], 'ver', 'v', 'f', 'fu', 'su', 'd', 'n')
-          if e[1] ~= '1' or not e[2] or not tonumber(e[4]) or not tonumber(e[5]) then
-            e = false
+          local h = redis.call('HMGET', KEYS[1], 'v', 'f', 'm')
+          local fu, su, d, n = string.match(h[3] or '', '^2:(%d+):(%d+):(%d+):([01])$')
+          if h[1] and fu then
+            e = {'2', h[1], h[2], fu, su, d, n}
+          else
             corrupt = 1
           end
         elseif kind ~= 'none' then
@@ -78,7 +81,7 @@ enum CacheScripts {
         local fu = now + tonumber(ARGV[3])
         local su = fu + tonumber(ARGV[4])
         redis.call('DEL', KEYS[1])
-        redis.call('HSET', KEYS[1], 'ver', '1', 'v', ARGV[2], 'f', ARGV[1], 'fu', fu, 'su', su, 'd', ARGV[5], 'n', ARGV[6])
+        redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', ARGV[1], 'm', string.format('2:%d:%d:%d:', fu, su, tonumber(ARGV[5])) .. ARGV[6])
         redis.call('PEXPIREAT', KEYS[1], su)
         if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
         local message = ARGV[9]
@@ -99,10 +102,10 @@ enum CacheScripts {
         if retry > 0 and redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
           local t = redis.call('TIME')
           local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-          local fu = tonumber(redis.call('HGET', KEYS[1], 'fu') or '0')
-          local su = tonumber(redis.call('HGET', KEYS[1], 'su') or '0')
-          if now >= fu and now < fu + tonumber(ARGV[5]) then
-            redis.call('HSET', KEYS[1], 'fu', math.min(now + retry, su))
+          local fu, su, rest = string.match(redis.call('HGET', KEYS[1], 'm') or '', '^2:(%d+):(%d+)(:%d+:[01])$')
+          if fu and now >= tonumber(fu) and now < tonumber(fu) + tonumber(ARGV[5]) then
+            local fresh = math.min(now + retry, tonumber(su))
+            redis.call('HSET', KEYS[1], 'm', string.format('2:%d:%d', fresh, tonumber(su)) .. rest)
           end
         end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -119,8 +122,8 @@ enum CacheScripts {
         elseif redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
           local t = redis.call('TIME')
           local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-          local fu = tonumber(redis.call('HGET', KEYS[1], 'fu') or '0')
-          if fu > now then redis.call('HSET', KEYS[1], 'fu', now) end
+          local fu, rest = string.match(redis.call('HGET', KEYS[1], 'm') or '', '^2:(%d+)(:%d+:%d+:[01])$')
+          if fu and tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d', now) .. rest) end
         end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
         return fence

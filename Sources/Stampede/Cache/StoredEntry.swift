@@ -23,18 +23,38 @@ public struct StoredEntry: Sendable, Equatable {
         self.isNegative = isNegative
     }
 
-    /// The fields the hit path reads, in this order, with one `HMGET`.
-    public static let hashFields: [RedisArgument] = ["ver", "v", "fu", "su", "d", "n"]
+    /// The fields the hit path reads, in this order, with one `HMGET`: the value and the
+    /// packed metadata (see ``CacheScripts``).
+    public static let hashFields: [RedisArgument] = ["v", "m"]
 
     /// The entry from the values of ``hashFields``; `nil` when it is absent, of another
-    /// format version, or unreadable (the lease-get script then decides what to do with it).
+    /// format, or unreadable (the lease-get script then decides what to do with it).
     public init?(hashFields fields: [RedisValue]) {
-        guard fields.count == 6, fields[0].string == "1", let value = fields[1].bytes,
-              let freshUntil = fields[2].int, let staleUntil = fields[3].int
+        guard fields.count == 2, let value = fields[0].bytes, case .bulkString(let meta) = fields[1],
+              meta.count >= 9, meta[0] == UInt8(ascii: "2"), meta[1] == UInt8(ascii: ":")
+        else { return nil }
+        // 2:<fresh-until>:<stale-until>:<load ms>:<negative>
+        var index = 2
+        func number() -> Int? {
+            var value = 0
+            var digits = 0
+            while index < meta.count, meta[index] != UInt8(ascii: ":") {
+                let digit = meta[index] &- UInt8(ascii: "0")
+                guard digit < 10, digits < 18 else { return nil }
+                value = value * 10 + Int(digit)
+                digits += 1
+                index += 1
+            }
+            guard digits > 0, index < meta.count else { return nil }
+            index += 1  // the ':'
+            return value
+        }
+        guard let freshUntil = number(), let staleUntil = number(), let loadDuration = number(),
+              index == meta.count - 1, meta[index] == UInt8(ascii: "0") || meta[index] == UInt8(ascii: "1")
         else { return nil }
         self.init(
-            value: value, freshUntil: freshUntil, staleUntil: staleUntil, loadDuration: fields[4].int ?? 0,
-            isNegative: fields[5].string == "1")
+            value: value, freshUntil: freshUntil, staleUntil: staleUntil, loadDuration: loadDuration,
+            isNegative: meta[index] == UInt8(ascii: "1"))
     }
 }
 
