@@ -67,7 +67,10 @@ enum Strategy: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
         func value(for key: String, origin: @escaping @Sendable () async throws -> String) async throws -> String {
             switch strategy {
             case .stampede:
-                return try await cache.value(for: key, load: origin)
+                // Values as bytes, as cache-aside stores them: the storm compares the
+                // protection, not the codec (a String would go through JSON).
+                let bytes = try await cache.value(for: key, as: [UInt8].self) { Array(try await origin().utf8) }
+                return String(decoding: bytes, as: UTF8.self)
             case .naive:
                 return try await cacheAside(key, origin: origin)
             case .local:

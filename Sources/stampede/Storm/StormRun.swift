@@ -102,7 +102,7 @@ struct StormRun {
             for batch in stride(from: 0, to: names.count, by: 256) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for name in names[batch..<min(names.count, batch + 256)] {
-                        let filled = value(name)
+                        let filled = Array(value(name).utf8)
                         group.addTask { _ = try await cache.value(for: name) { filled } }
                     }
                     try await group.waitForAll()
