@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StampedeToolTests",
-            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis"]
+            dependencies: ["stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis"]
         ),
         .testTarget(
             name: "StampedeTests",

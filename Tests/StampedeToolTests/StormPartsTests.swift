@@ -1,0 +1,96 @@
+import Foundation
+@testable import stampede
+import Testing
+
+/// The storm's pieces that need no process or server: the latency histogram, the line
+/// protocol, the report's derived fields and the chart's axis.
+@Suite("stampede storm: parts")
+struct StormPartsTests {
+    @Test("percentiles are within the 1% bucket width, the maximum is exact, and histograms merge")
+    func histogramPercentiles() {
+        var histogram = LatencyHistogram()
+        // 1 ms ... 1000 ms, one each: p50 = 500 ms, p99 = 990 ms.
+        for milliseconds in 1...1000 { histogram.record(microseconds: Double(milliseconds) * 1000) }
+        #expect(histogram.count == 1000)
+        #expect(abs(histogram.milliseconds(atQuantile: 0.5) - 500) / 500 < 0.01)
+        #expect(abs(histogram.milliseconds(atQuantile: 0.99) - 990) / 990 < 0.01)
+        #expect(histogram.milliseconds(atQuantile: 1) == 1000)
+        #expect(histogram.count(above: 900) >= 99 && histogram.count(above: 900) <= 101)
+
+        var other = LatencyHistogram()
+        other.record(.seconds(5))
+        other.record(microseconds: 0.2)  // below a microsecond: the first bucket
+        histogram.merge(other)
+        #expect(histogram.count == 1002)
+        #expect(histogram.milliseconds(atQuantile: 1) == 5000)
+        #expect(LatencyHistogram().milliseconds(atQuantile: 0.5) == 0, "empty")
+    }
+
+    @Test("a histogram crosses the wire sparse and intact; a tampered one is refused")
+    func histogramCoding() throws {
+        var histogram = LatencyHistogram()
+        for microseconds in [3.0, 3.0, 250, 12_000] { histogram.record(microseconds: microseconds) }
+        let data = try JSONEncoder().encode(histogram)
+        #expect(data.count < 200, "sparse: only the buckets in use")
+        #expect(try JSONDecoder().decode(LatencyHistogram.self, from: data) == histogram)
+        let wrongCount = Data(#"{"buckets":[[3,2]],"count":5,"maximumMicroseconds":3}"#.utf8)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(LatencyHistogram.self, from: wrongCount) }
+        let outOfRange = Data(#"{"buckets":[[99999,1]],"count":1,"maximumMicroseconds":3}"#.utf8)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(LatencyHistogram.self, from: outOfRange) }
+    }
+
+    @Test("protocol lines: what is sent is what is read; anything else is a diagnostic")
+    func protocolLines() {
+        var report = WorkerReport()
+        report.requests = 7
+        report.latency.record(microseconds: 1500)
+        report.errorSamples = ["boom"]
+        #expect(WorkerMessage(line: WorkerMessage.result(report).line) == .result(report))
+        #expect(WorkerMessage(line: "ready") == .ready)
+        for other in ["Error: something", "result {not json", "readyy", ""] {
+            #expect(WorkerMessage(line: other) == nil, "\(other)")
+        }
+        #expect(CoordinatorMessage(line: CoordinatorMessage.go(startAt: 123_456_789).line) == .go(startAt: 123_456_789))
+        #expect(CoordinatorMessage(line: "exit") == .exit)
+        #expect(CoordinatorMessage(line: "go soon") == nil)
+    }
+
+    @Test("the report: per-key origin calls, added latency for a miss, blocked callers, the slowest worker's wall time")
+    func reportFields() {
+        let parameters = StormParameters(processes: 2, tasks: 3, keys: 2, loadMs: 100, duration: 1, holdMs: 1, seed: 9, run: "t")
+        var fast = WorkerReport(), slow = WorkerReport()
+        for milliseconds in [101.0, 102, 103] { fast.latency.record(microseconds: milliseconds * 1000) }
+        for milliseconds in [10.0, 20, 130] { slow.latency.record(microseconds: milliseconds * 1000) }
+        fast.requests = 3
+        slow.requests = 3
+        fast.wallMilliseconds = 104
+        slow.wallMilliseconds = 131
+        slow.bookkeepingCommands = 4
+        let miss = RunReport(parameters: parameters, scenario: .miss, strategy: .naive, repeat: 1,
+                             workers: [fast, slow], originCalls: 6, redisCommands: 12)
+        #expect(miss.requests == 6)
+        #expect(miss.originCallsPerKey == 3)
+        #expect(miss.blocked == 4, "callers slower than load_ms / 2")
+        #expect(miss.wallMs == 131)
+        #expect(abs(miss.addedLatencyMsP99 - 30) < 1.5, "p99 (130 ms) less the 100 ms load")
+        #expect(miss.handoffMs == nil && miss.violations == nil)
+        let stale = RunReport(parameters: parameters, scenario: .stale, strategy: .naive, repeat: 1,
+                              workers: [fast, slow], originCalls: 2, redisCommands: 12)
+        #expect(stale.addedLatencyMsP99 == stale.latencyMs.p99, "the p99 itself outside the miss scenario")
+        let lock = RunReport(parameters: parameters, scenario: .lock, strategy: .stampede, repeat: 1,
+                             workers: [fast], originCalls: 0, redisCommands: 0)
+        #expect(lock.keys == 1 && lock.violations == 0 && lock.handoffMs != nil)
+        #expect(lock.jsonLine.contains("\"handoff_ms\"") && !miss.jsonLine.contains("\"handoff_ms\""))
+    }
+
+    @Test("chart axes: round ticks around the data, finer for narrow ranges, at most a dozen")
+    func chartTicks() {
+        #expect(StormChart.logTicks(from: 104, to: 111) == [100, 120])
+        let wide = StormChart.logTicks(from: 0.02, to: 3_000)
+        #expect(wide.first! <= 0.02 && wide.last! >= 3_000 && wide.count <= 12)
+        let middle = StormChart.logTicks(from: 0.4, to: 20)
+        #expect(middle.first! <= 0.4 && middle.last! >= 20 && middle.count <= 12)
+        #expect(zip(middle, middle.dropFirst()).allSatisfy { $0 < $1 })
+        #expect(StormChart.escape("a < b & \"c\"") == "a &lt; b &amp; &quot;c&quot;")
+    }
+}
