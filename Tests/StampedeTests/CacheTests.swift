@@ -310,6 +310,47 @@ struct CacheTests {
         }
     }
 
+    @Test("fence keys expire (a day past their entry or their last use) and a fence created anew is above the old one")
+    func fencesExpireAndNeverRepeat() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil))
+            let fenceKey = RedisArgument("{\(cache.configuration.namespace):k}:fence")
+            _ = try await fetch(cache, "k") { "v1" }
+            let day = CacheScripts.fenceKeptMilliseconds
+            let afterFill = try await client.send("PTTL", fenceKey).int ?? -1
+            #expect(afterFill > day && afterFill <= day + 60_000, "kept a day past the entry: \(afterFill) ms")
+            let first = try await client.send("GET", fenceKey).int!
+
+            // The fence expires (deleted here); the next lease starts above every old value.
+            try await client.send("DEL", fenceKey)
+            try await cache.invalidate("k")
+            let afterInvalidate = try await client.send("PTTL", fenceKey).int ?? -1
+            #expect(afterInvalidate > day - 60_000 && afterInvalidate <= day)
+            let second = try await client.send("GET", fenceKey).int!
+            #expect(second > first)
+        }
+    }
+
+    @Test("a loader whose fence expired and was created anew during the load does not store its value")
+    func aFillAfterTheFenceExpiredIsRejected() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let origin = FakeOrigin()
+            let fenceKey = RedisArgument("{\(cache.configuration.namespace):k}:fence")
+            let caller = Task { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(500)) } }
+            #expect(await eventually { (try? await client.send("EXISTS", fenceKey).int) == 1 })
+            // The fence expires, and an invalidation creates it again: counting from 1 again,
+            // it could land on the loader's own fence and let its fill through.
+            try await client.send("DEL", fenceKey)
+            try await cache.invalidate("k")
+            #expect(try await caller.value == "v1", "the callers still get the loaded value")
+            #expect(await storedJSON(client, cache, "k") == nil, "but it was not stored")
+            origin.set("v2")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
+            #expect(origin.calls == 2)
+        }
+    }
+
     @Test func aCancelledCallerDoesNotCancelTheLoad() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)

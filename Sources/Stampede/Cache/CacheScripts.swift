@@ -8,7 +8,28 @@ import StampedeRedis
 /// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
 /// by Redis's clock; negative "1" or "0"). It expires at stale-until. Keys: KEYS[1] entry,
 /// KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
+///
+/// The fence expires too (a day after its last use, or after its entry), so that keys that
+/// are never asked for again leave nothing behind. A fence created anew starts at Redis's
+/// clock in microseconds, above any value an earlier fence of the key can have reached (it
+/// grows by one per lease), so a loader holding a fence from before the expiry can never
+/// match it and its fill is rejected.
 enum CacheScripts {
+    /// How long a fence outlives its last use or its entry.
+    static let fenceKeptMilliseconds = 86_400_000
+
+    /// Lua: `bump(fence key, now ms)` increments the fence, creating it at Redis's clock in
+    /// microseconds when it is absent, and keeps it for ``fenceKeptMilliseconds``.
+    private static let bumpFence = """
+        local function bump(key, now)
+          -- As text: Lua would write a number this large in exponent notation.
+          if redis.call('EXISTS', key) == 0 then redis.call('SET', key, string.format('%d', now * 1000)) end
+          local fence = redis.call('INCR', key)
+          redis.call('PEXPIRE', key, \(fenceKeptMilliseconds))
+          return fence
+        end
+        """
+
     /// ARGV: token, lease ms, early-refresh factor (-beta * ln(rand), 0 for none).
     ///
     /// Returns `{state, now, role, fence, lockTTL, corrupt, v, f, fu, su, d, n}`:
@@ -18,6 +39,7 @@ enum CacheScripts {
     /// - corrupt: 1 when a foreign or unreadable value sat at the key (it is deleted);
     /// - the entry's fields when there is an entry.
     static let leaseGet = RedisScript("""
+        \(bumpFence)
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local corrupt = 0
@@ -54,7 +76,7 @@ enum CacheScripts {
         local ttl = 0
         if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
           role = 'leader'
-          fence = redis.call('INCR', KEYS[3])
+          fence = bump(KEYS[3], now)
         else
           ttl = redis.call('PTTL', KEYS[2])
         end
@@ -83,6 +105,7 @@ enum CacheScripts {
         redis.call('DEL', KEYS[1])
         redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', ARGV[1], 'm', string.format('2:%d:%d:%d:', fu, su, tonumber(ARGV[5])) .. ARGV[6])
         redis.call('PEXPIREAT', KEYS[1], su)
+        redis.call('PEXPIREAT', KEYS[3], string.format('%d', su + \(fenceKeptMilliseconds)))
         if redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
         local message = ARGV[9]
         if #ARGV[2] <= 16384 then
@@ -116,12 +139,13 @@ enum CacheScripts {
     /// (mode "expire"); either way bumps the fence so that an in-flight fill is rejected.
     /// ARGV: mode, channel, message. Returns the new fence.
     static let invalidate = RedisScript("""
-        local fence = redis.call('INCR', KEYS[3])
+        \(bumpFence)
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local fence = bump(KEYS[3], now)
         if ARGV[1] == 'remove' then
           redis.call('DEL', KEYS[1])
         elseif redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
-          local t = redis.call('TIME')
-          local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
           local fu, rest = string.match(redis.call('HGET', KEYS[1], 'm') or '', '^2:(%d+)(:%d+:%d+:[01])$')
           if fu and tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d', now) .. rest) end
         end
