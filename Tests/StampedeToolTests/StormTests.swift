@@ -125,6 +125,22 @@ struct StormTests {
         }
     }
 
+    @Test("against a Redis with a password, the password is on no worker's command line")
+    func passwordStaysOffCommandLines() async throws {
+        try await withPrivateServer(.init(password: "s3cret-storm")) { server in
+            let url = server.url.replacingOccurrences(of: "redis://", with: "redis://:s3cret-storm@")
+            let storm = try WorkerProcess([
+                "storm", "--redis", url, "--scenario", "hit", "--processes", "2", "--tasks", "2", "--duration", "3",
+            ])
+            #expect(await eventually(within: .seconds(60)) { workerProcesses(using: url).count == 2 })
+            for pid in workerProcesses(using: url) {
+                let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+                #expect(!String(decoding: commandLine, as: UTF8.self).contains("s3cret-storm"))
+            }
+            #expect(await storm.exitStatus() == 0, "\(storm.errorOutput)")
+        }
+    }
+
     @Test("a database with other keys is refused unless --allow-other-keys; those keys are untouched")
     func otherKeys() async throws {
         try await withPrivateServer { server in
@@ -208,13 +224,18 @@ struct StormTests {
     }
 }
 
-/// Live `stampede storm-worker` processes pointed at `url`.
+/// Live `stampede storm-worker` processes pointed at `url` (given on the command line, or in
+/// the environment as `stampede storm` gives it).
 func workerProcesses(using url: String) -> [String] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.filter { $0.allSatisfy(\.isNumber) }.compactMap { pid in
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard arguments.contains("storm-worker"), arguments.contains(url) else { return nil }
+        guard arguments.contains("storm-worker") else { return nil }
+        let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ").map {
+            $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        } ?? []
+        guard arguments.contains(url) || environment.contains("STAMPEDE_REDIS_URL=\(url)") else { return nil }
         // A process that has exited but not been reaped is no longer running.
         let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         return status.contains(") Z ") ? nil : pid

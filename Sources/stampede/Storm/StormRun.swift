@@ -44,9 +44,10 @@ struct StormRun {
         try await prefill(keys: keys)
 
         progress.show("\(scenario.rawValue) / \(strategy.rawValue): starting \(parameters.processes) workers")
-        let fleet = try WorkerFleet((0..<parameters.processes).map { index in
+        // The URL (which may hold a password) goes by environment, not on a command line.
+        let fleet = try WorkerFleet(environment: [StormWorker.urlVariable: url], (0..<parameters.processes).map { index in
             [
-                "storm-worker", "--redis", url, "--scenario", scenario.rawValue, "--strategy", strategy.rawValue,
+                "storm-worker", "--scenario", scenario.rawValue, "--strategy", strategy.rawValue,
                 "--namespace", namespace, "--keys", "\(keys)", "--tasks", "\(parameters.tasks)",
                 "--load-ms", "\(parameters.loadMs)", "--duration-ms", "\(Int(parameters.duration * 1000))",
                 "--hold-ms", "\(parameters.holdMs)", "--seed", "\(parameters.seed)", "--index", "\(index)",

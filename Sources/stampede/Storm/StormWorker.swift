@@ -14,7 +14,9 @@ struct StormWorker: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option var redis: String
+    @Option(help: "Redis URL. Default: $\(Self.urlVariable), which is how `stampede storm` passes it (a password on a command line is visible to every user of the machine).")
+    var redis: String?
+    static let urlVariable = "STAMPEDE_REDIS_URL"
     @Option var scenario: Scenario
     @Option var strategy: Strategy
     @Option(help: "Every key this worker touches starts with it.") var namespace: String
@@ -29,7 +31,10 @@ struct StormWorker: AsyncParsableCommand {
     func run() async throws {
         exitWhenOrphaned()
         let coordinator = LineInbox<CoordinatorMessage>(reading: .standardInput) { CoordinatorMessage(line: $0) }
-        var configuration = try RedisConfiguration(url: redis)
+        guard let url = redis ?? ProcessInfo.processInfo.environment[Self.urlVariable] else {
+            throw ValidationError("no Redis URL: pass --redis or set \(Self.urlVariable)")
+        }
+        var configuration = try RedisConfiguration(url: url)
         configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
         let client = try RedisClient(configuration: configuration)
         let storm = StormCallers(worker: self, client: client)

@@ -12,8 +12,10 @@ final class WorkerFleet: Sendable {
 
     private let workers: [Worker]
 
-    /// Starts this executable once per argument list.
-    init(_ argumentLists: [[String]]) throws {
+    /// Starts this executable once per argument list, with `environment` added to this
+    /// process's.
+    init(environment: [String: String] = [:], _ argumentLists: [[String]]) throws {
+        let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var workers: [Worker] = []
         do {
@@ -21,6 +23,7 @@ final class WorkerFleet: Sendable {
                 let process = Process()
                 process.executableURL = executable
                 process.arguments = arguments
+                process.environment = environment
                 let output = Pipe(), input = Pipe()
                 // The parent's ends must not leak into the next worker, or a worker's output
                 // would never reach end-of-file while a sibling lives.
