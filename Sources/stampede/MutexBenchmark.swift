@@ -35,7 +35,13 @@ struct MutexBenchmark: AsyncParsableCommand {
         // Uncontended: one task, one connection, acquire and release back to back.
         let clock = ContinuousClock()
         let start = clock.now
-        for _ in 0..<iterations { try await mutex.withLock("uncontended") { _ in } }
+        do {
+            for _ in 0..<iterations { try await mutex.withLock("uncontended") { _ in } }
+        } catch {
+            _ = try? await client.send("DEL", RedisArgument(prefix + "{uncontended}:fence"))
+            await client.shutdown()
+            throw error
+        }
         let rate = Double(iterations) / (clock.now - start).inSeconds
         print("Uncontended withLock (acquire + release), one task, one connection: \(Int(rate)) per second")
         try await client.send("DEL", RedisArgument(prefix + "{uncontended}:fence"))

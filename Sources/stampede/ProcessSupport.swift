@@ -7,7 +7,9 @@ func monotonicNanoseconds() -> Int {
     return time.tv_sec * 1_000_000_000 + time.tv_nsec
 }
 
-/// Prints a line and flushes it, so that a parent reading the pipe sees it at once.
+/// Prints a line and flushes it, so that a parent reading the pipe sees it at once. A
+/// closed standard output (`stampede storm | head`) loses the line rather than stopping the
+/// process before it has cleaned up.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
 }

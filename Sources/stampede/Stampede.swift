@@ -31,7 +31,7 @@ struct Stampede: AsyncParsableCommand {
             guard code != .success else { exit(withError: error) }
             let message = Self.message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
             if !message.isEmpty {
-                FileHandle.standardError.write(Data("stampede: \(message)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("stampede: \(message)\n".utf8))
             }
             exit(withError: ExitCode(code.rawValue))
         }

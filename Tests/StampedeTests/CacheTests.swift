@@ -269,6 +269,25 @@ struct CacheTests {
         }
     }
 
+    @Test("an entry of format 1 (separate fields) is served, marked stale by expire, and rewritten by the next fill")
+    func readsEntriesOfTheEarlierFormat() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil))
+            let entry = RedisArgument("{\(cache.configuration.namespace):k}")
+            let time = try await client.send("TIME").array!
+            let now = time[0].int! * 1000 + time[1].int! / 1000
+            try await client.send("HSET", entry, "ver", "1", "v", "\"old\"", "f", "1", "fu", RedisArgument(now + 60_000),
+                                  "su", RedisArgument(now + 60_000), "d", "5", "n", "0")
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "old")
+            #expect(origin.calls == 0, "served, not reloaded")
+            try await cache.expire("k")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(origin.calls == 1)
+            #expect(try await client.send("HGET", entry, "m").string?.hasPrefix("2:") == true, "rewritten in format 2")
+        }
+    }
+
     @Test func aValueOfAnotherTypeIsAClearError() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)

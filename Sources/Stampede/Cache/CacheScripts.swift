@@ -6,7 +6,9 @@ import StampedeRedis
 /// The entry is a hash at `{N:K}` with fields `v` (value bytes), `f` (fence of the fill) and
 /// `m`, the metadata packed in one field so that a hit reads two fields, not six:
 /// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
-/// by Redis's clock; negative "1" or "0"). It expires at stale-until. Keys: KEYS[1] entry,
+/// by Redis's clock; negative "1" or "0"). It expires at stale-until. Entries of format 1
+/// (fields `ver` = "1", `fu`, `su`, `d`, `n`) are still read by the lease-get script and
+/// marked stale by `expire`; the hit path reads format 2 only. Keys: KEYS[1] entry,
 /// KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
 ///
 /// The fence expires too (a day after its last use, or after its entry), so that keys that
@@ -48,6 +50,14 @@ enum CacheScripts {
         if kind == 'hash' then
           local h = redis.call('HMGET', KEYS[1], 'v', 'f', 'm')
           local fu, su, d, n = string.match(h[3] or '', '^2:(%d+):(%d+):(%d+):([01])$')
+          if not fu then
+            -- Format 1 (separate fields), as earlier builds wrote it: served until its next
+            -- fill writes format 2, so that an upgrade does not empty the cache.
+            local old = redis.call('HMGET', KEYS[1], 'ver', 'fu', 'su', 'd', 'n')
+            if old[1] == '1' and tonumber(old[2]) and tonumber(old[3]) then
+              fu, su, d, n = old[2], old[3], old[4] or '0', old[5] or '0'
+            end
+          end
           if h[1] and fu then
             e = {'2', h[1], h[2], fu, su, d, n}
           else
@@ -147,7 +157,11 @@ enum CacheScripts {
           redis.call('DEL', KEYS[1])
         elseif redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
           local fu, rest = string.match(redis.call('HGET', KEYS[1], 'm') or '', '^2:(%d+)(:%d+:%d+:[01])$')
-          if fu and tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d', now) .. rest) end
+          if fu then
+            if tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d', now) .. rest) end
+          elseif redis.call('HGET', KEYS[1], 'ver') == '1' then
+            if tonumber(redis.call('HGET', KEYS[1], 'fu') or '0') > now then redis.call('HSET', KEYS[1], 'fu', now) end
+          end
         end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
         return fence

@@ -6,7 +6,13 @@ import Synchronization
 extension StampedeCache {
     /// One lookup for this process (callers of the same key share it): read, and load, wait
     /// or serve stale as the lease-get script decides.
-    func lookup(_ key: String, policy: CachePolicy, load: @escaping @Sendable () async throws -> [UInt8]?) async throws -> Lookup {
+    ///
+    /// `earlyRefreshDraw` is the draw the quick first try judged with: the script must judge
+    /// with the same one, or a refresh would need two draws to agree and come half as often
+    /// as the policy's beta says. A lookup that goes round again draws anew.
+    func lookup(
+        _ key: String, policy: CachePolicy, earlyRefreshDraw: Double, load: @escaping @Sendable () async throws -> [UInt8]?
+    ) async throws -> Lookup {
         let keys = keys(for: key)
         // Watch before reading, so that a fill between the read and the wait is not missed.
         var seen = events.watch(key)
@@ -14,10 +20,12 @@ extension StampedeCache {
         // Subscribed before the first read: any fill after that read will be heard.
         var listening = events.isListening
         let clock = ContinuousClock()
+        var draw: Double? = earlyRefreshDraw
         while true {
             try Task.checkCancellation()
             // XFetch: refresh early when now - delta * beta * ln(rand) >= freshUntil.
-            let early = policy.earlyRefreshDraw()
+            let early = draw ?? policy.earlyRefreshDraw()
+            draw = nil
             let token = RedisMutex.randomToken()
             let sentAt = clock.now
             let reply: LeaseGetReply
@@ -85,12 +93,12 @@ extension StampedeCache {
 
     /// The quick first try of a lookup, run in the first caller's own task: the value when
     /// it is plainly fresh, else `nil` (then ``lookup(_:policy:load:)`` decides).
-    func freshLookup(_ key: String, policy: CachePolicy) async -> Lookup? {
+    func freshLookup(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> Lookup? {
         // Watched only when a near cache must know that nothing changed during the read.
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
         let sentAt = ContinuousClock.now
-        guard let (entry, now) = await freshRead(entryKey(for: key), policy: policy) else { return nil }
+        guard let (entry, now) = await freshRead(entryKey(for: key), policy: policy, earlyRefreshDraw: earlyRefreshDraw) else { return nil }
         metrics.hits.increment()
         if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Lookup(entry: entry)
@@ -101,7 +109,7 @@ extension StampedeCache {
     /// carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
     /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
     /// time for the clock's error) or Redis failed: the lease-get script then decides.
-    private func freshRead(_ entryKey: String, policy: CachePolicy) async -> (StoredEntry, Int)? {
+    private func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
         let read: [RedisArgument] = ["HMGET", RedisArgument(entryKey)] + StoredEntry.hashFields
         let fields: [RedisValue]
         let now: Int
@@ -119,7 +127,7 @@ extension StampedeCache {
             (fields, now) = (values, seconds * 1000 + microseconds / 1000)
         }
         guard let entry = StoredEntry(hashFields: fields),
-              policy.freshness(of: entry, now: now, earlyRefreshDraw: policy.earlyRefreshDraw()) == .fresh
+              policy.freshness(of: entry, now: now, earlyRefreshDraw: earlyRefreshDraw) == .fresh
         else { return nil }
         return (entry, now)
     }

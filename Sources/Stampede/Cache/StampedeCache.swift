@@ -176,8 +176,10 @@ public final class StampedeCache: Sendable {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
         }
-        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy) }) {
-            try await self.lookup(key, policy: policy, load: self.encodingLoader(for: key, load))
+        // One early-refresh draw for the quick try and the script's decision alike.
+        let draw = policy.earlyRefreshDraw()
+        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) }) {
+            try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: self.encodingLoader(for: key, load))
         }
         if shared { metrics.coalesced.increment() }
         guard let bytes = lookup.bytes else { return nil }

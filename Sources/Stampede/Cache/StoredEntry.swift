@@ -35,20 +35,7 @@ public struct StoredEntry: Sendable, Equatable {
         else { return nil }
         // 2:<fresh-until>:<stale-until>:<load ms>:<negative>
         var index = 2
-        func number() -> Int? {
-            var value = 0
-            var digits = 0
-            while index < meta.count, meta[index] != UInt8(ascii: ":") {
-                let digit = meta[index] &- UInt8(ascii: "0")
-                guard digit < 10, digits < 18 else { return nil }
-                value = value * 10 + Int(digit)
-                digits += 1
-                index += 1
-            }
-            guard digits > 0, index < meta.count else { return nil }
-            index += 1  // the ':'
-            return value
-        }
+        func number() -> Int? { Self.decimal(in: meta, at: &index) }
         guard let freshUntil = number(), let staleUntil = number(), let loadDuration = number(),
               index == meta.count - 1, meta[index] == UInt8(ascii: "0") || meta[index] == UInt8(ascii: "1")
         else { return nil }
@@ -59,23 +46,27 @@ public struct StoredEntry: Sendable, Equatable {
 }
 
 extension StoredEntry {
+    /// The decimal number at `index` in `bytes`, ended by a ':' that is skipped too; `nil`
+    /// when it is empty, longer than 18 digits, holds another byte, or has no ':' after it.
+    static func decimal(in bytes: [UInt8], at index: inout Int) -> Int? {
+        var value = 0
+        var digits = 0
+        while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10, digits < 18 else { return nil }
+            value = value * 10 + Int(digit)
+            digits += 1
+            index += 1
+        }
+        guard digits > 0, index < bytes.count else { return nil }
+        index += 1  // the ':'
+        return value
+    }
+
     /// Reads a fill message with its value: `V<key length>:<key><fresh-until>:<now>:<negative><value>`.
     public static func parseFill(_ payload: [UInt8]) -> (key: String, entry: StoredEntry)? {
         var index = 1
-        func number() -> Int? {
-            var value = 0
-            var digits = 0
-            while index < payload.count, payload[index] != UInt8(ascii: ":") {
-                let byte = payload[index]
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-                digits += 1
-                index += 1
-            }
-            guard index < payload.count, digits > 0 else { return nil }
-            index += 1  // the ':'
-            return value
-        }
+        func number() -> Int? { decimal(in: payload, at: &index) }
         guard let keyLength = number(), index + keyLength <= payload.count else { return nil }
         let key = String(decoding: payload[index..<(index + keyLength)], as: UTF8.self)
         index += keyLength

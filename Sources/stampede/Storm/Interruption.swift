@@ -11,7 +11,8 @@ final class Interruption: Sendable {
     private struct State {
         var workers: Set<pid_t> = []
         var server: RedisServer?
-        var deleteKeys: (@Sendable () async -> Void)?
+        /// Deletes the storm's keys; `false` when it could not.
+        var deleteKeys: (@Sendable () async -> Bool)?
         var interrupted = false
     }
     private let state = Mutex(State())
@@ -31,7 +32,7 @@ final class Interruption: Sendable {
     func register(_ worker: pid_t) { state.withLock { _ = $0.workers.insert(worker) } }
     func unregister(_ worker: pid_t) { state.withLock { _ = $0.workers.remove(worker) } }
     func stopOnInterrupt(_ server: RedisServer?) { state.withLock { $0.server = server } }
-    func onInterrupt(deleteKeys: (@Sendable () async -> Void)?) { state.withLock { $0.deleteKeys = deleteKeys } }
+    func onInterrupt(deleteKeys: (@Sendable () async -> Bool)?) { state.withLock { $0.deleteKeys = deleteKeys } }
 
     /// Whether an interrupt is being handled: failures it causes (workers killed under a
     /// running storm) are not reported, the handler exits the process.
@@ -43,20 +44,32 @@ final class Interruption: Sendable {
             return (state.workers, state.server, state.deleteKeys)
         }
         for worker in workers { kill(worker, SIGKILL) }
+        // Gone before the keys are deleted, so that no late write of theirs lands after.
+        let deadline = ContinuousClock.now + .seconds(2)
+        while workers.contains(where: Self.isAlive) && ContinuousClock.now < deadline { usleep(10_000) }
         var undone = ["stopped \(workers.count) worker process\(workers.count == 1 ? "" : "es")"]
         if let deleteKeys {
             let done = DispatchSemaphore(value: 0)
+            let deleted = Mutex(false)
             Task {
-                await deleteKeys()
+                let result = await deleteKeys()
+                deleted.withLock { $0 = result }
                 done.signal()
             }
-            undone.append(done.wait(timeout: .now() + 5) == .success ? "deleted the storm's keys" : "could not delete the storm's keys in 5 s")
+            let inTime = done.wait(timeout: .now() + 5) == .success
+            undone.append(inTime && deleted.withLock { $0 } ? "deleted the storm's keys" : "could not delete the storm's keys (they are under '\(StormKeys.prefix)')")
         }
         if let server {
             server.stop()
             undone.append("stopped the throwaway redis-server")
         }
-        FileHandle.standardError.write(Data("\nstampede: interrupted; \(undone.joined(separator: ", ")).\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("\nstampede: interrupted; \(undone.joined(separator: ", ")).\n".utf8))
         exit(128 + signalNumber)
+    }
+
+    /// Whether `pid` still runs (an exited child not yet reaped counts as gone).
+    private static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.contains(") Z ")
     }
 }

@@ -7,8 +7,9 @@ struct LatencyHistogram: Codable, Equatable, Sendable {
     /// Bucket `i` holds latencies in `[growth^i, growth^(i+1))` microseconds.
     static let growth = 1.01
     private static let logGrowth = log(growth)
-    /// 1.01^2200 microseconds is about 9 hours: nothing a storm measures falls outside.
-    private static let bucketCount = 2_200
+    /// 1.01^2600 microseconds is about 48 hours, past the longest storm (`--duration` is at
+    /// most an hour): nothing a storm measures falls outside.
+    private static let bucketCount = 2_600
 
     private(set) var counts: [Int]
     private(set) var count = 0

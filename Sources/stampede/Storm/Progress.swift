@@ -13,7 +13,7 @@ final class Progress: Sendable {
     func show(_ text: String) {
         guard isLive else { return }
         lineShown.withLock { shown in
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K\(text)".utf8))
+            try? FileHandle.standardOutput.write(contentsOf: Data("\r\u{1B}[K\(text)".utf8))
             shown = true
         }
     }
@@ -21,7 +21,7 @@ final class Progress: Sendable {
     func clear() {
         guard isLive else { return }
         lineShown.withLock { shown in
-            if shown { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+            if shown { try? FileHandle.standardOutput.write(contentsOf: Data("\r\u{1B}[K".utf8)) }
             shown = false
         }
     }

@@ -88,6 +88,8 @@ struct Storm: AsyncParsableCommand {
             do {
                 try await storm(parameters, on: server, client: client)
             } catch {
+                // An interrupt's handler is deleting the keys with this client and will exit.
+                while Interruption.shared.isInterrupted { try? await Task.sleep(for: .seconds(1)) }
                 _ = try? await Keyspace.delete(matching: StormKeys.pattern(run: parameters.run), client)
                 await client.shutdown()
                 throw error
@@ -109,7 +111,7 @@ struct Storm: AsyncParsableCommand {
                     """)
             }
             Interruption.shared.onInterrupt(deleteKeys: {
-                _ = try? await Keyspace.delete(matching: StormKeys.pattern(run: parameters.run), client)
+                (try? await Keyspace.delete(matching: StormKeys.pattern(run: parameters.run), client)) != nil
             })
         }
         let machine = MachineDescription.current()

@@ -18,8 +18,14 @@ extension StormCallers {
                     let acquiredAt = monotonicNanoseconds()
                     let releasedAt = try await client.send("GET", releasedKey).int
                     let violated = try await client.send("INCR", holdersKey).int != 1
-                    if hold > .zero { try? await Task.sleep(for: hold) }
-                    try await client.send("DECR", holdersKey)
+                    do {
+                        if hold > .zero { try? await Task.sleep(for: hold) }
+                        try await client.send("DECR", holdersKey)
+                    } catch {
+                        // A count left raised would report every later holder as a violation.
+                        _ = try? await client.send("DECR", holdersKey)
+                        throw error
+                    }
                     try await client.send("SET", releasedKey, RedisArgument(monotonicNanoseconds()))
                     return (waited, releasedAt.map { acquiredAt - $0 }, violated)
                 }

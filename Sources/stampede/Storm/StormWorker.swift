@@ -29,6 +29,10 @@ struct StormWorker: AsyncParsableCommand {
     @Option(help: "This worker's number, for its random key sequence.") var index: Int
 
     func run() async throws {
+        // The coordinator ignores these (it handles them itself), and a spawned process
+        // inherits that: a worker must still stop when told to.
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
         exitWhenOrphaned()
         let coordinator = LineInbox<CoordinatorMessage>(reading: .standardInput) { CoordinatorMessage(line: $0) }
         guard let url = redis ?? ProcessInfo.processInfo.environment[Self.urlVariable] else {

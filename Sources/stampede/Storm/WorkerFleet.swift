@@ -41,13 +41,15 @@ final class WorkerFleet: Sendable {
                 workers.append(Worker(process: process, input: input.fileHandleForWriting, inbox: inbox))
             }
         } catch {
-            for worker in workers { kill(worker.process.processIdentifier, SIGKILL) }
+            for worker in workers {
+                kill(worker.process.processIdentifier, SIGKILL)
+                worker.process.waitUntilExit()
+                Interruption.shared.unregister(worker.process.processIdentifier)
+            }
             throw ToolError("could not start a worker process: \(error)")
         }
         self.workers = workers
     }
-
-    var processIdentifiers: [pid_t] { workers.map(\.process.processIdentifier) }
 
     /// Waits until every worker has said it is ready.
     func waitUntilReady(within limit: Duration) async throws {
@@ -80,10 +82,14 @@ final class WorkerFleet: Sendable {
         stop()
     }
 
-    /// Kills every worker still running.
+    /// Kills every worker still running and waits until they are gone, so that none writes
+    /// to Redis after the run's keys are deleted.
     func stop() {
         for worker in workers {
-            if worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) }
+            if worker.process.isRunning {
+                kill(worker.process.processIdentifier, SIGKILL)
+                worker.process.waitUntilExit()
+            }
             Interruption.shared.unregister(worker.process.processIdentifier)
             try? worker.input.close()
         }
