@@ -180,6 +180,26 @@ struct StormTests {
         #expect(storm.output.allSatisfy { !$0.hasPrefix("|") }, "no storm ran")
     }
 
+    @Test("a worker that dies mid-storm (SIGTERM) fails the storm with one line; the rest stop and no key is left")
+    func aWorkerDies() async throws {
+        try await withPrivateServer { server in
+            let storm = try WorkerProcess([
+                "storm", "--redis", server.url, "--scenario", "hit", "--keys", "50", "--processes", "2", "--tasks", "4", "--duration", "120",
+            ])
+            #expect(await eventually(within: .seconds(60)) { workerProcesses(using: server.url).count == 2 })
+            // The last one started, so that it is not the first the storm waits for.
+            let victim = try #require(workerProcesses(using: server.url).compactMap { pid_t($0) }.max())
+            kill(victim, SIGTERM)
+            #expect(await storm.exitStatus(within: .seconds(30)) == 1)
+            #expect(storm.errorOutput.count == 1, "\(storm.errorOutput)")
+            #expect(storm.errorOutput.first?.contains("exited early") == true, "\(storm.errorOutput)")
+            #expect(workerProcesses(using: server.url).isEmpty)
+            try await withClient(RedisConfiguration(url: server.url)) { client async throws in
+                #expect(try await client.send("DBSIZE").int == 0)
+            }
+        }
+    }
+
     @Test("Ctrl-C stops the workers and the throwaway redis-server")
     func interruptThrowaway() async throws {
         let storm = try WorkerProcess(["storm", "--scenario", "hit", "--processes", "2", "--tasks", "4", "--duration", "120"])

@@ -28,17 +28,33 @@ final class LineInbox<Message: Sendable>: Sendable {
         }
     }
 
+    enum Taken {
+        case message(Message)
+        /// The pipe is closed and every message taken.
+        case closed
+        case none
+    }
+
+    /// The next message if one has arrived, without waiting.
+    func take() -> Taken {
+        state.withLock { state in
+            if !state.messages.isEmpty { return .message(state.messages.removeFirst()) }
+            return state.closed ? .closed : .none
+        }
+    }
+
     /// The next message; `nil` once the pipe is closed and every message taken, or after
     /// `limit`.
     func next(within limit: Duration) async -> Message? {
         let deadline = ContinuousClock.now + limit
         while true {
-            let (message, closed) = state.withLock { state -> (Message?, Bool) in
-                state.messages.isEmpty ? (nil, state.closed) : (state.messages.removeFirst(), false)
+            switch take() {
+            case .message(let message): return message
+            case .closed: return nil
+            case .none:
+                if ContinuousClock.now >= deadline || Task.isCancelled { return nil }
+                try? await Task.sleep(for: .milliseconds(2))
             }
-            if let message { return message }
-            if closed || ContinuousClock.now >= deadline || Task.isCancelled { return nil }
-            try? await Task.sleep(for: .milliseconds(2))
         }
     }
 

@@ -95,21 +95,36 @@ final class WorkerFleet: Sendable {
         }
     }
 
-    /// The next message of each worker, as `accept` reads it; a worker that exits or says
-    /// something else first, or a deadline passed, fails the run with what it printed.
+    /// The next message of each worker, as `accept` reads it. The workers are watched all
+    /// at once: one that exits or says something else first, or a deadline passed, fails the
+    /// run at once with what it printed.
     private func nextFromEach<Value: Sendable>(
         within limit: Duration, _ accept: @escaping @Sendable (WorkerMessage) -> Value?
     ) async throws -> [Value] {
         let deadline = ContinuousClock.now + limit
-        var values: [Value] = []
-        for (index, worker) in workers.enumerated() {
-            guard let message = await worker.inbox.next(within: deadline - ContinuousClock.now) else {
-                throw failure(of: worker, index: index, worker.process.isRunning ? "did not answer within \(limit)" : "exited early")
+        var values = [Value?](repeating: nil, count: workers.count)
+        var waiting = workers.count
+        while waiting > 0 {
+            for (index, worker) in workers.enumerated() where values[index] == nil {
+                switch worker.inbox.take() {
+                case .message(let message):
+                    guard let value = accept(message) else { throw failure(of: worker, index: index, "sent \(message) out of turn") }
+                    values[index] = value
+                    waiting -= 1
+                case .closed:
+                    throw failure(of: worker, index: index, "exited early")
+                case .none:
+                    break
+                }
             }
-            guard let value = accept(message) else { throw failure(of: worker, index: index, "sent \(message) out of turn") }
-            values.append(value)
+            guard waiting > 0 else { break }
+            if ContinuousClock.now >= deadline {
+                let late = values.firstIndex { $0 == nil }!
+                throw failure(of: workers[late], index: late, "did not answer within \(limit)")
+            }
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        return values
+        return values.map { $0! }
     }
 
     private func failure(of worker: Worker, index: Int, _ what: String) -> ToolError {
