@@ -183,10 +183,7 @@ struct StormTests {
     @Test("a worker that dies mid-storm (SIGTERM) fails the storm with one line; the rest stop and no key is left")
     func aWorkerDies() async throws {
         try await withPrivateServer { server in
-            let storm = try WorkerProcess([
-                "storm", "--redis", server.url, "--scenario", "hit", "--keys", "50", "--processes", "2", "--tasks", "4", "--duration", "120",
-            ])
-            #expect(await eventually(within: .seconds(60)) { workerProcesses(using: server.url).count == 2 })
+            let storm = try await runningHitStorm(server.url)
             // The last one started, so that it is not the first the storm waits for.
             let victim = try #require(workerProcesses(using: server.url).compactMap { pid_t($0) }.max())
             kill(victim, SIGTERM)
@@ -220,10 +217,7 @@ struct StormTests {
     @Test("Ctrl-C against a user's Redis stops the workers and deletes the storm's keys")
     func interruptUserRedis() async throws {
         try await withPrivateServer { server in
-            let storm = try WorkerProcess([
-                "storm", "--redis", server.url, "--scenario", "hit", "--keys", "50", "--processes", "2", "--tasks", "4", "--duration", "120",
-            ])
-            #expect(await eventually(within: .seconds(60)) { workerProcesses(using: server.url).count == 2 })
+            let storm = try await runningHitStorm(server.url)
             try await withClient(RedisConfiguration(url: server.url)) { client async throws in
                 #expect(try await client.send("DBSIZE").int ?? 0 >= 50)
                 storm.signal(SIGINT)
@@ -233,6 +227,15 @@ struct StormTests {
                 #expect(try await client.send("DBSIZE").int == 0)
             }
         }
+    }
+
+    /// A two-minute hit storm on 50 keys against `url`, once its two workers are running.
+    private func runningHitStorm(_ url: String) async throws -> WorkerProcess {
+        let storm = try WorkerProcess([
+            "storm", "--redis", url, "--scenario", "hit", "--keys", "50", "--processes", "2", "--tasks", "4", "--duration", "120",
+        ])
+        #expect(await eventually(within: .seconds(60)) { workerProcesses(using: url).count == 2 })
+        return storm
     }
 
     private func workerArguments(_ url: String, namespace: String, strategy: String) -> [String] {
