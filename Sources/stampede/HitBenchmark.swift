@@ -25,6 +25,12 @@ struct HitBenchmark: AsyncParsableCommand {
     var duration: Int = 5
     @Option(help: "Value size in bytes.")
     var valueSize: Int = 100
+    @Option(parsing: .upToNextOption, help: "Storms to run (redis-benchmark always runs). Default: all.")
+    var storms: [Storm] = Storm.allCases
+
+    enum Storm: String, CaseIterable, ExpressibleByArgument {
+        case get, hmget, many, hot, hotNear = "hot-near", near
+    }
 
     func validate() throws {
         guard tasks >= 16, tasks % 16 == 0, tasks <= 4096 else { throw ValidationError("--tasks must be a multiple of 16 within 16...4096") }
@@ -53,67 +59,89 @@ struct HitBenchmark: AsyncParsableCommand {
 
         let benchmark = try RedisBenchmark(configuration: server.configuration)
         let pipeline = tasks / 16
-        let clock = ContinuousClock()
         let keyCount = keys
+        let chosen = Set(storms)
+        var rows: [(name: String, rate: Double, cpu: Double?)] = []
 
         print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
         let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
+        rows.append(("redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight)", redisRate, nil))
 
-        // The client alone, the same tasks: what a cache hit costs beyond its own read.
-        print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
-        let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
-        for batch in stride(from: 0, to: keyCount, by: 1_000) {
-            _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+        if chosen.contains(.get) {
+            // The client alone, the same tasks: what a cache hit costs beyond its own read.
+            print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
+            let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
+            for batch in stride(from: 0, to: keyCount, by: 1_000) {
+                _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+            }
+            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+            }
+            rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
         }
-        let plainGet = try await storm(tasks: tasks, seconds: duration) { random in
-            _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+        if chosen.contains(.hmget) {
+            print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
+            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+            }
+            rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
         }
-        print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
-        let hashRead = try await storm(tasks: tasks, seconds: duration) { random in
-            _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+        if chosen.contains(.many) {
+            print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
+            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+            }
+            rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
         }
-        print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
-        let manyKeys = try await storm(tasks: tasks, seconds: duration) { random in
-            _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+        if chosen.contains(.hot) {
+            print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
+            let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                _ = try await cache.value(for: "k0") { value }
+            }
+            rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
         }
-        print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
-        let hotKey = try await storm(tasks: tasks, seconds: duration) { _ in
-            _ = try await cache.value(for: "k0") { value }
-        }
-        print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
-        _ = try await near.value(for: "k0") { value }
-        let hotNear = try await storm(tasks: tasks, seconds: duration) { _ in
+        if chosen.contains(.hotNear) {
+            print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
             _ = try await near.value(for: "k0") { value }
+            let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                _ = try await near.value(for: "k0") { value }
+            }
+            rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
         }
-        print("Near cache: one task, one key, \(duration) s ...")
-        _ = try await near.value(for: "k0") { value }
-        _ = try await near.value(for: "k0") { value }
-        var batchNanoseconds: [Double] = []
-        let batch = 1_000
-        let end = clock.now + .seconds(duration)
-        var nearHits = 0
-        while clock.now < end {
-            let start = clock.now
-            for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
-            batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
-            nearHits += batch
+        var nearSummary: String?
+        if chosen.contains(.near) {
+            print("Near cache: one task, one key, \(duration) s ...")
+            _ = try await near.value(for: "k0") { value }
+            _ = try await near.value(for: "k0") { value }
+            var batchNanoseconds: [Double] = []
+            let batch = 1_000
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(duration)
+            let cpuBefore = ProcessCPU.seconds()
+            var nearHits = 0
+            while clock.now < end {
+                let start = clock.now
+                for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
+                batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
+                nearHits += batch
+            }
+            let cpu = (ProcessCPU.seconds() - cpuBefore) / Double(nearHits)
+            batchNanoseconds.sort()
+            let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
+            let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
+            rows.append(("near cache hit, one task", nearRate, cpu))
+            nearSummary = String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
+                                 nearP50, batch, Int(nearRate))
         }
-        batchNanoseconds.sort()
-        let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
-        let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
 
         print("")
-        print("| storm | per second | against redis-benchmark |")
-        print("|---|---:|---:|")
-        print("| redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight) | \(Int(redisRate)) | 1.00x |")
-        print(String(format: "| client.send GET, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(plainGet), plainGet / redisRate))
-        print(String(format: "| client.send HMGET of an entry's 2 fields, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(hashRead), hashRead / redisRate))
-        print(String(format: "| cache.value, %d keys, %d tasks | %d | %.2fx |", keys, tasks, Int(manyKeys), manyKeys / redisRate))
-        print(String(format: "| cache.value, one hot key, %d tasks | %d | %.2fx |", tasks, Int(hotKey), hotKey / redisRate))
-        print(String(format: "| cache.value, one hot key, %d tasks, near cache | %d | %.2fx |", tasks, Int(hotNear), hotNear / redisRate))
-        print(String(format: "| near cache hit, one task | %d | %.2fx |", Int(nearRate), nearRate / redisRate))
-        print(String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
-                     nearP50, batch, Int(nearRate)))
+        print("| storm | per second | against redis-benchmark | process CPU per call |")
+        print("|---|---:|---:|---:|")
+        for row in rows {
+            let cpu = row.cpu.map { String(format: "%.2f us", $0 * 1e6) } ?? "(other process)"
+            print(String(format: "| %@ | %d | %.2fx | %@ |", row.name, Int(row.rate), row.rate / redisRate, cpu))
+        }
+        if let nearSummary { print(nearSummary) }
 
         await cache.shutdown()
         await near.shutdown()
@@ -128,8 +156,11 @@ struct HitBenchmark: AsyncParsableCommand {
 
     /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second. Each
     /// task has its own generator for picking keys (the system's costs a system call a draw).
-    private func storm(tasks: Int, seconds: Int, _ body: @escaping @Sendable (inout SplitMix64) async throws -> Void) async throws -> Double {
+    private func storm(
+        tasks: Int, seconds: Int, _ body: @escaping @Sendable (inout SplitMix64) async throws -> Void
+    ) async throws -> (rate: Double, cpu: Double) {
         let clock = ContinuousClock()
+        let cpuBefore = ProcessCPU.seconds()
         let start = clock.now
         let end = start + .seconds(seconds)
         let calls = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -146,6 +177,7 @@ struct HitBenchmark: AsyncParsableCommand {
             }
             return try await group.reduce(0, +)
         }
-        return Double(calls) / (clock.now - start).inSeconds
+        let cpu = ProcessCPU.seconds() - cpuBefore
+        return (Double(calls) / (clock.now - start).inSeconds, cpu / Double(max(calls, 1)))
     }
 }

@@ -13,3 +13,15 @@ func monotonicNanoseconds() -> Int {
 func say(_ line: String) {
     try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
 }
+
+/// CPU time this process has used so far, user and system, every thread: per call, it
+/// shows what a storm costs the machine beside its rate, which the other processes on a
+/// shared machine move more.
+enum ProcessCPU {
+    static func seconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+}
