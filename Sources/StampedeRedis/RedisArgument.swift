@@ -21,6 +21,14 @@ public struct RedisArgument: Sendable, Hashable, ExpressibleByStringInterpolatio
     /// The argument's bytes.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
+    /// How many bytes the argument has.
+    var count: Int {
+        switch storage {
+        case .string(let text): text.utf8.count
+        case .bytes(let bytes): bytes.count
+        }
+    }
+
     /// Calls `body` with the argument's bytes, without copying them where possible.
     public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch storage {

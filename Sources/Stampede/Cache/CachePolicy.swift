@@ -77,9 +77,10 @@ public struct CachePolicy: Sendable {
     /// How long past fresh an entry is kept in Redis: the longer of the two stale windows.
     var staleWindow: Duration { max(staleWhileRevalidate, staleIfError) }
 
+    /// Runs on every lookup: the messages are built only when a check fails.
     func validate() throws(StampedeError) {
-        func check(_ condition: Bool, _ message: String) throws(StampedeError) {
-            if !condition { throw StampedeError(.invalidArgument, message) }
+        func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(StampedeError) {
+            if !condition { throw StampedeError(.invalidArgument, message()) }
         }
         try check(timeToLive >= .milliseconds(1), "timeToLive must be at least 1 ms, got \(timeToLive)")
         try check(staleWhileRevalidate >= .zero, "staleWhileRevalidate must not be negative")

@@ -15,53 +15,23 @@ import Synchronization
 ///   on for the others, and finishes even if every caller has left.
 /// - Once it finishes, the key is free again: the next call starts a new operation.
 public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    /// One operation in flight and the callers waiting for it.
-    private final class Flight: Sendable {
-        struct State {
-            /// Set once, when the operation ends.
-            var result: Result<Value, any Error>?
-            var waiters: [Int: CheckedContinuation<Value, any Error>] = [:]
-            var nextWaiter = 0
-        }
-        /// Guards the result and the waiters; written by callers (joining, leaving) and by
-        /// the operation's task (finishing).
-        let state = Mutex(State())
-
-        /// Waits for the result; a cancelled caller leaves with `CancellationError`.
-        func wait() async throws -> Value {
-            let id = state.withLock { state -> Int in
-                state.nextWaiter += 1
-                return state.nextWaiter
-            }
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    let ready: Result<Value, any Error>? = state.withLock { state in
-                        if let result = state.result { return result }
-                        if Task.isCancelled { return .failure(CancellationError()) }
-                        state.waiters[id] = continuation
-                        return nil
-                    }
-                    if let ready { continuation.resume(with: ready) }
-                }
-            } onCancel: {
-                let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-                waiter?.resume(throwing: CancellationError())
-            }
-        }
-
-        func finish(_ result: Result<Value, any Error>) {
-            let waiters = state.withLock { state in
-                state.result = result
-                defer { state.waiters = [:] }
-                return Array(state.waiters.values)
-            }
-            for waiter in waiters { waiter.resume(with: result) }
-        }
+    /// One operation in flight and the callers waiting for it. Its fields are guarded by
+    /// the SingleFlight's lock: one lock for the map and every flight makes a hit that
+    /// starts and ends a flight take it twice, and a flight costs one allocation.
+    private final class Flight: @unchecked Sendable {
+        /// Set once, when the operation ends.
+        var result: Result<Value, any Error>?
+        var waiters: [(id: Int, continuation: UnsafeContinuation<Value, any Error>)] = []
     }
 
-    /// The operations in flight by key. Written when a flight starts, when it ends, and by
-    /// ``forget(_:)``.
-    private let flights = Mutex<[Key: Flight]>([:])
+    private struct State {
+        /// The operations in flight by key. Written when a flight starts, when it ends, and
+        /// by ``forget(_:)``.
+        var flights: [Key: Flight] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
@@ -89,47 +59,79 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         quickly: () async -> Value?,
         operation: @escaping @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
-        let (flight, isNew) = flights.withLock { flights -> (Flight, Bool) in
-            if let flight = flights[key] { return (flight, false) }
+        let (flight, waiter) = state.withLock { state -> (Flight, Int?) in
+            if let flight = state.flights[key] {
+                state.nextWaiter &+= 1
+                return (flight, state.nextWaiter)
+            }
             let flight = Flight()
-            flights[key] = flight
-            return (flight, true)
+            state.flights[key] = flight
+            return (flight, nil)
         }
-        guard isNew else { return (try await flight.wait(), true) }
+        if let waiter { return (try await wait(for: flight, as: waiter), true) }
         if let value = await quickly() {
             end(flight, for: key, with: .success(value))
             return (value, false)
+        }
+        let id = state.withLock { state -> Int in
+            state.nextWaiter &+= 1
+            return state.nextWaiter
         }
         Task {
             let result: Result<Value, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }
             end(flight, for: key, with: result)
         }
-        return (try await flight.wait(), false)
+        return (try await wait(for: flight, as: id), false)
+    }
+
+    /// Waits for the flight's result; a cancelled caller leaves with `CancellationError`.
+    private func wait(for flight: Flight, as id: Int) async throws -> Value {
+        try await withTaskCancellationHandler {
+            // Unsafe rather than checked (which allocates per call): a waiter is resumed
+            // once, by whoever takes it out of `waiters` under the lock, or here at once.
+            try await withUnsafeThrowingContinuation { continuation in
+                let ready: Result<Value, any Error>? = state.withLock { _ in
+                    if let result = flight.result { return result }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    flight.waiters.append((id, continuation))
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { _ -> UnsafeContinuation<Value, any Error>? in
+                guard let index = flight.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return flight.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
     }
 
     /// Frees the key before waking the callers, so that a caller acting on the result starts
     /// a new flight rather than joining this finished one.
     private func end(_ flight: Flight, for key: Key, with result: Result<Value, any Error>) {
-        flights.withLock { flights in
-            if flights[key] === flight { flights[key] = nil }
+        let waiters = state.withLock { state in
+            if state.flights[key] === flight { state.flights[key] = nil }
+            flight.result = result
+            defer { flight.waiters = [] }
+            return flight.waiters
         }
-        flight.finish(result)
+        for waiter in waiters { waiter.continuation.resume(with: result) }
     }
 
     /// Lets the next call for `key` start a new operation even while one is in flight (for
     /// example after an invalidation made its result stale). Callers already waiting still
     /// get the old operation's result.
     public func forget(_ key: Key) {
-        _ = flights.withLock { $0.removeValue(forKey: key) }
+        _ = state.withLock { $0.flights.removeValue(forKey: key) }
     }
 
     /// How many keys have an operation in flight.
-    public var count: Int { flights.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.flights.count } }
 
     /// How many callers wait for the operation in flight for `key` (for tests).
     func waiting(for key: Key) -> Int {
-        guard let flight = flights.withLock({ $0[key] }) else { return 0 }
-        return flight.state.withLock { $0.waiters.count }
+        state.withLock { $0.flights[key]?.waiters.count ?? 0 }
     }
 }

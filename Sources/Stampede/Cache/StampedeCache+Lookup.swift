@@ -110,7 +110,7 @@ extension StampedeCache {
     /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
     /// time for the clock's error) or Redis failed: the lease-get script then decides.
     private func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
-        let read: [RedisArgument] = ["HMGET", RedisArgument(entryKey)] + StoredEntry.hashFields
+        let read = StoredEntry.readCommand(entryKey)
         let fields: [RedisValue]
         let now: Int
         if redisClock.now() != nil {

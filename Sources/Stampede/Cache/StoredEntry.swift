@@ -27,6 +27,16 @@ public struct StoredEntry: Sendable, Equatable {
     /// packed metadata (see ``CacheScripts``).
     public static let hashFields: [RedisArgument] = ["v", "m"]
 
+    /// `HMGET` of ``hashFields`` of the entry at `entryKey`, built in one allocation.
+    static func readCommand(_ entryKey: String) -> [RedisArgument] {
+        var command: [RedisArgument] = []
+        command.reserveCapacity(2 + hashFields.count)
+        command.append("HMGET")
+        command.append(RedisArgument(entryKey))
+        command.append(contentsOf: hashFields)
+        return command
+    }
+
     /// The entry from the values of ``hashFields``; `nil` when it is absent, of another
     /// format, or unreadable (the lease-get script then decides what to do with it).
     public init?(hashFields fields: [RedisValue]) {

@@ -7,37 +7,63 @@ import NIOCore
 /// a `sprintf` per argument and a heap buffer to copy from.
 enum RESPEncoder {
     /// Appends `arguments` as one command to `buffer`.
+    ///
+    /// The length is worked out first, so the buffer grows (and checks that it may write)
+    /// once per command; the bytes then go in with plain stores and copies. Written byte by
+    /// byte through ByteBuffer's own calls, encoding was about a third of a command's cost.
     static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
         precondition(!arguments.isEmpty, "a Redis command has at least a name")
-        buffer.writeInteger(UInt8(ascii: "*"))
-        writeDecimal(arguments.count, into: &buffer)
-        buffer.writeStaticString("\r\n")
+        var length = 3 + decimalLength(arguments.count)  // *<count>\r\n
         for argument in arguments {
-            argument.withUnsafeBytes { bytes in
-                buffer.writeInteger(UInt8(ascii: "$"))
-                writeDecimal(bytes.count, into: &buffer)
-                buffer.writeStaticString("\r\n")
-                buffer.writeBytes(bytes)
-                buffer.writeStaticString("\r\n")
-            }
+            let count = argument.count
+            length += 5 + decimalLength(count) + count  // $<length>\r\n<bytes>\r\n
         }
+        let written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+            var at = output.baseAddress!
+            at.storeBytes(of: UInt8(ascii: "*"), as: UInt8.self)
+            at = writeDecimal(arguments.count, at: at + 1)
+            at = writeNewline(at: at)
+            for argument in arguments {
+                argument.withUnsafeBytes { bytes in
+                    at.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
+                    at = writeDecimal(bytes.count, at: at + 1)
+                    at = writeNewline(at: at)
+                    if let base = bytes.baseAddress { at.copyMemory(from: base, byteCount: bytes.count) }
+                    at = writeNewline(at: at + bytes.count)
+                }
+            }
+            return at - output.baseAddress!
+        }
+        assert(written == length, "the RESP length computed ahead must match the bytes written")
     }
 
-    /// `value` (not negative) in decimal ASCII, without allocating.
-    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        if value < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
-            return
+    /// How many digits `value` (not negative) has in decimal.
+    private static func decimalLength(_ value: Int) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            digits += 1
+            rest /= 10
         }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var rest = value
-            var start = digits.count
-            while rest > 0 {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            buffer.writeBytes(UnsafeBufferPointer(rebasing: digits[start...]))
-        }
+        return digits
+    }
+
+    /// Writes `value` (not negative) in decimal ASCII at `at`; returns the end.
+    private static func writeDecimal(_ value: Int, at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        let end = at + decimalLength(value)
+        var cursor = end
+        var rest = value
+        repeat {
+            cursor -= 1
+            cursor.storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), as: UInt8.self)
+            rest /= 10
+        } while rest > 0
+        return end
+    }
+
+    private static func writeNewline(at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        at.storeBytes(of: UInt8(ascii: "\r"), as: UInt8.self)
+        (at + 1).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
+        return at + 2
     }
 }
