@@ -1,11 +1,12 @@
 import Metrics
 
 /// The cache's swift-metrics instruments, all labelled `stampede.cache.*`.
+@usableFromInline
 struct CacheMetrics: Sendable {
     /// Fresh values served from Redis.
     let hits: Counter
     /// Values served from the near cache.
-    let nearHits: Counter
+    @usableFromInline let nearHits: Counter
     /// Stale values served (stale-while-revalidate, stale-if-error, soft timeout).
     let staleServed: Counter
     /// Lookups that found no usable value.

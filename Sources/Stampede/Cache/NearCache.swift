@@ -6,13 +6,15 @@ import Synchronization
 /// value stays fresh in Redis; fill and invalidation messages drop entries, and a gap in
 /// those messages drops them all. Entries keep the decoded value of the last type asked for,
 /// so a hit costs a lock, a dictionary lookup and a cast.
+@usableFromInline
 final class NearCache: Sendable {
+    @usableFromInline
     struct Entry: Sendable {
         /// `nil` for a cached "no such value".
-        var bytes: [UInt8]?
-        var expires: ContinuousClock.Instant
+        @usableFromInline var bytes: [UInt8]?
+        @usableFromInline var expires: ContinuousClock.Instant
         /// The value decoded for the last type asked for.
-        var decoded: (type: ObjectIdentifier, value: any Sendable)?
+        @usableFromInline var decoded: (type: ObjectIdentifier, value: any Sendable)?
     }
 
     private let entries: Mutex<LeastRecentlyUsed<Entry>>
@@ -22,6 +24,7 @@ final class NearCache: Sendable {
     }
 
     /// The entry for `key` if it has not expired (an expired one is dropped).
+    @usableFromInline
     func entry(for key: String, now: ContinuousClock.Instant) -> Entry? {
         entries.withLock { entries in
             guard let entry = entries.value(for: key) else { return nil }
@@ -38,6 +41,7 @@ final class NearCache: Sendable {
     }
 
     /// Remembers the decoded value, if the entry is still the one it was decoded from.
+    @usableFromInline
     func attach<Value: Sendable>(_ value: Value, for key: String, expires: ContinuousClock.Instant) {
         entries.withLock { entries in
             guard var entry = entries.peek(key), entry.expires == expires else { return }

@@ -75,7 +75,7 @@ public final class StampedeCache: Sendable {
     public let client: RedisClient
     public let configuration: Configuration
     let logger: Logger
-    let metrics: CacheMetrics
+    @usableFromInline let metrics: CacheMetrics
     let flights = SingleFlight<String, Lookup>()
     let events: CacheEvents
     /// Renews leases while loaders run (the same watchdog as ``RedisMutex``).
@@ -83,7 +83,7 @@ public final class StampedeCache: Sendable {
     /// Background refreshes and loads past a soft timeout.
     let background = BackgroundLoads()
     /// The near cache, when configured.
-    let near: NearCache?
+    @usableFromInline let near: NearCache?
     /// Redis's clock as last read, so that most hits need no `TIME`.
     let redisClock = RedisClock()
 
@@ -154,6 +154,7 @@ public final class StampedeCache: Sendable {
     ///   ``StampedeError/Code/leaseLost``, ``StampedeError/Code/loadFailedElsewhere``,
     ///   ``StampedeError/Code/redisUnavailable`` when the policy says to fail), what `load`
     ///   throws, or `CancellationError` when this caller is cancelled (the load goes on).
+    @inlinable
     public func valueIfPresent<Value: Codable & Sendable>(
         for key: String,
         as type: Value.Type = Value.self,
@@ -165,10 +166,36 @@ public final class StampedeCache: Sendable {
         return try await lookUp(key, as: Value.self, policy: policy, load: load)
     }
 
+    // The generic entry points are inlinable so that they are specialized for the caller's
+    // `Value`: left generic, the optionals, casts and closures of a hit went through type
+    // metadata at run time, a third of a near-cache hit. Everything past the near cache
+    // works on encoded bytes and is not generic.
+
     /// Everything after the near cache: the shared lookup in Redis, then decoding.
-    private func lookUp<Value: Codable & Sendable>(
+    @inlinable
+    func lookUp<Value: Codable & Sendable>(
         _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
+        let codec = configuration.codec
+        let maximumSize = configuration.maximumValueSize
+        let bytes = try await lookUpEncoded(key, policy: policy) {
+            guard let value = try await load() else { return nil }
+            let bytes = try codec.encode(value)
+            guard bytes.count <= maximumSize else {
+                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+            }
+            return bytes
+        }
+        guard let bytes else { return nil }
+        return try decode(Value.self, key: key, bytes: bytes)
+    }
+
+    /// The shared lookup in Redis, in encoded bytes: `nil` for "no such value". `load`
+    /// returns the value encoded and checked against the maximum size.
+    @usableFromInline
+    func lookUpEncoded(
+        _ key: String, policy: CachePolicy?, load: @escaping @Sendable () async throws -> [UInt8]?
+    ) async throws -> [UInt8]? {
         try Self.validate(key: key)
         let policy = policy ?? configuration.policy
         try policy.validate()
@@ -179,31 +206,15 @@ public final class StampedeCache: Sendable {
         // One early-refresh draw for the quick try and the script's decision alike.
         let draw = policy.earlyRefreshDraw()
         let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) }) {
-            try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: self.encodingLoader(for: key, load))
+            try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load)
         }
         if shared { metrics.coalesced.increment() }
-        guard let bytes = lookup.bytes else { return nil }
-        return try decode(Value.self, key: key, bytes: bytes)
-    }
-
-    /// `load`, returning the value's encoded bytes, checked against the maximum size.
-    private func encodingLoader<Value: Codable & Sendable>(
-        for key: String, _ load: @escaping @Sendable () async throws -> Value?
-    ) -> @Sendable () async throws -> [UInt8]? {
-        let codec = configuration.codec
-        let maximumSize = configuration.maximumValueSize
-        return {
-            guard let value = try await load() else { return nil }
-            let bytes = try codec.encode(value)
-            guard bytes.count <= maximumSize else {
-                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
-            }
-            return bytes
-        }
+        return lookup.bytes
     }
 
     /// The near cache's answer: `nil` on a miss, `.some(nil)` for a cached "no such value".
-    private func nearValue<Value: Codable & Sendable>(_ type: Value.Type, key: String) throws -> Value?? {
+    @inlinable
+    func nearValue<Value: Codable & Sendable>(_ type: Value.Type, key: String) throws -> Value?? {
         guard let near, let entry = near.entry(for: key, now: .now) else { return nil }
         metrics.nearHits.increment()
         guard let bytes = entry.bytes else { return .some(nil) }
@@ -215,7 +226,8 @@ public final class StampedeCache: Sendable {
         return value
     }
 
-    private func decode<Value: Decodable>(_ type: Value.Type, key: String, bytes: [UInt8]) throws -> Value {
+    @inlinable
+    func decode<Value: Decodable>(_ type: Value.Type, key: String, bytes: [UInt8]) throws -> Value {
         do {
             return try configuration.codec.decode(Value.self, from: bytes)
         } catch {
@@ -226,6 +238,7 @@ public final class StampedeCache: Sendable {
     /// The value for `key`, from the cache or from `load`.
     ///
     /// As ``valueIfPresent(for:as:policy:load:)``, for a loader that always has a value.
+    @inlinable
     public func value<Value: Codable & Sendable>(
         for key: String,
         as type: Value.Type = Value.self,
