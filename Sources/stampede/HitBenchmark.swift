@@ -25,6 +25,8 @@ struct HitBenchmark: AsyncParsableCommand {
     var duration: Int = 5
     @Option(help: "Value size in bytes.")
     var valueSize: Int = 100
+    @Option(help: "Connections the client opens (RedisConfiguration.connectionCount).")
+    var connections: Int = 1
     @Option(parsing: .upToNextOption, help: "Storms to run (redis-benchmark always runs). Default: all.")
     var storms: [Storm] = Storm.allCases
 
@@ -37,6 +39,7 @@ struct HitBenchmark: AsyncParsableCommand {
         guard (1...1_000_000).contains(keys) else { throw ValidationError("--keys must be within 1...1000000") }
         guard (1...600).contains(duration) else { throw ValidationError("--duration must be within 1...600") }
         guard (1...1_048_576).contains(valueSize) else { throw ValidationError("--value-size must be within 1...1048576") }
+        guard (1...64).contains(connections) else { throw ValidationError("--connections must be within 1...64") }
     }
 
     func run() async throws {
@@ -44,7 +47,9 @@ struct HitBenchmark: AsyncParsableCommand {
     }
 
     private func measure(on server: ServerChoice) async throws {
-        let client = try RedisClient(configuration: server.configuration)
+        var configuration = server.configuration
+        configuration.connectionCount = connections
+        let client = try RedisClient(configuration: configuration)
         let namespace = "stampede:bench:hit"
         let value = [UInt8](repeating: UInt8(ascii: "x"), count: valueSize)
         let policy = CachePolicy(timeToLive: .seconds(3600), earlyRefreshBeta: nil)
