@@ -304,8 +304,15 @@ struct CacheTests {
             let long = String(repeating: "k", count: StampedeCache.maximumKeyLength + 1)
             #expect(await stampedeError { _ = try await cache.value(for: long) { "x" } }?.code == .invalidKey)
             let big = [UInt8](repeating: 1, count: 1001)
-            #expect(await stampedeError { _ = try await cache.value(for: "big") { big } }?.code == .valueTooLarge)
-            #expect(await stampedeError { _ = try await cache.value(for: "k", policy: .init(timeToLive: .zero)) { "x" } }?.code == .invalidArgument)
+            let tooLarge = await stampedeError { _ = try await cache.value(for: "big") { big } }
+            #expect(tooLarge?.code == .valueTooLarge)
+            #expect(tooLarge?.message == "the value for 'big' has 1001 bytes; the maximum is 1000")
+            // The policy's checks build their messages only when one fails; they still say what is wrong.
+            let badPolicy = await stampedeError { _ = try await cache.value(for: "k", policy: .init(timeToLive: .zero)) { "x" } }
+            #expect(badPolicy?.code == .invalidArgument)
+            #expect(badPolicy?.message == "timeToLive must be at least 1 ms, got 0.0 seconds")
+            let shortLease = await stampedeError { _ = try await cache.value(for: "k", policy: .init(leaseDuration: .milliseconds(2))) { "x" } }
+            #expect(shortLease?.message == "leaseDuration must be at least 3 ms, got 0.002 seconds")
         }
     }
 
