@@ -56,107 +56,115 @@ struct HitBenchmark: AsyncParsableCommand {
         let cache = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
         let near = StampedeCache(client: client, configuration: .init(
             namespace: namespace, policy: policy, nearCache: .init(capacity: keys, timeToLive: .seconds(60))))
-        try await cache.prepare()
-        try await near.prepare()
-        print("Filling \(keys) keys of \(valueSize) bytes ...")
-        for index in 0..<keys { _ = try await cache.value(for: "k\(index)") { value } }
-        try await client.send("SET", "key:__rand_int__", RedisArgument(bytes: value))
-
-        let benchmark = try RedisBenchmark(configuration: server.configuration)
-        let pipeline = tasks / 16
+        // Keys go on success and on failure alike: with --redis they are in the user's database.
         let keyCount = keys
-        let chosen = Set(storms)
-        var rows: [(name: String, rate: Double, cpu: Double?)] = []
+        func cleanUp() async {
+            await cache.shutdown()
+            await near.shutdown()
+            var cleanup: [RedisArgument] = ["DEL", "key:__rand_int__"]
+            for index in 0..<keyCount {
+                let entry = "{\(namespace):k\(index)}"
+                cleanup += [RedisArgument(entry), RedisArgument(entry + ":fence"), RedisArgument(entry + ":plain")]
+            }
+            _ = try? await client.send(cleanup)
+            await client.shutdown()
+        }
+        do {
+            try await cache.prepare()
+            try await near.prepare()
+            print("Filling \(keys) keys of \(valueSize) bytes ...")
+            for index in 0..<keys { _ = try await cache.value(for: "k\(index)") { value } }
+            try await client.send("SET", "key:__rand_int__", RedisArgument(bytes: value))
 
-        print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
-        let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
-        rows.append(("redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight)", redisRate, nil))
+            let benchmark = try RedisBenchmark(configuration: server.configuration)
+            let pipeline = tasks / 16
+            let chosen = Set(storms)
+            var rows: [(name: String, rate: Double, cpu: Double?)] = []
 
-        if chosen.contains(.get) {
-            // The client alone, the same tasks: what a cache hit costs beyond its own read.
-            print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
-            let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
-            for batch in stride(from: 0, to: keyCount, by: 1_000) {
-                _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+            print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
+            let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
+            rows.append(("redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight)", redisRate, nil))
+
+            if chosen.contains(.get) {
+                // The client alone, the same tasks: what a cache hit costs beyond its own read.
+                print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
+                let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
+                for batch in stride(from: 0, to: keyCount, by: 1_000) {
+                    _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+                }
+                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                    _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+                }
+                rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
-            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
-                _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+            if chosen.contains(.hmget) {
+                print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
+                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                    _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+                }
+                rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
-            rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
-        }
-        if chosen.contains(.hmget) {
-            print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
-            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
-                _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+            if chosen.contains(.many) {
+                print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
+                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                    _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+                }
+                rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
-            rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
-        }
-        if chosen.contains(.many) {
-            print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
-            let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
-                _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+            if chosen.contains(.hot) {
+                print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
+                let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                    _ = try await cache.value(for: "k0") { value }
+                }
+                rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
             }
-            rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
-        }
-        if chosen.contains(.hot) {
-            print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
-            let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
-                _ = try await cache.value(for: "k0") { value }
-            }
-            rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
-        }
-        if chosen.contains(.hotNear) {
-            print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
-            _ = try await near.value(for: "k0") { value }
-            let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+            if chosen.contains(.hotNear) {
+                print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
                 _ = try await near.value(for: "k0") { value }
+                let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                    _ = try await near.value(for: "k0") { value }
+                }
+                rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
             }
-            rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
-        }
-        var nearSummary: String?
-        if chosen.contains(.near) {
-            print("Near cache: one task, one key, \(duration) s ...")
-            _ = try await near.value(for: "k0") { value }
-            _ = try await near.value(for: "k0") { value }
-            var batchNanoseconds: [Double] = []
-            let batch = 1_000
-            let clock = ContinuousClock()
-            let end = clock.now + .seconds(duration)
-            let cpuBefore = ProcessCPU.seconds()
-            var nearHits = 0
-            while clock.now < end {
-                let start = clock.now
-                for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
-                batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
-                nearHits += batch
+            var nearSummary: String?
+            if chosen.contains(.near) {
+                print("Near cache: one task, one key, \(duration) s ...")
+                _ = try await near.value(for: "k0") { value }
+                _ = try await near.value(for: "k0") { value }
+                var batchNanoseconds: [Double] = []
+                let batch = 1_000
+                let clock = ContinuousClock()
+                let end = clock.now + .seconds(duration)
+                let cpuBefore = ProcessCPU.seconds()
+                var nearHits = 0
+                while clock.now < end {
+                    let start = clock.now
+                    for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
+                    batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
+                    nearHits += batch
+                }
+                let cpu = (ProcessCPU.seconds() - cpuBefore) / Double(nearHits)
+                batchNanoseconds.sort()
+                let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
+                let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
+                rows.append(("near cache hit, one task", nearRate, cpu))
+                nearSummary = String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
+                                     nearP50, batch, Int(nearRate))
             }
-            let cpu = (ProcessCPU.seconds() - cpuBefore) / Double(nearHits)
-            batchNanoseconds.sort()
-            let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
-            let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
-            rows.append(("near cache hit, one task", nearRate, cpu))
-            nearSummary = String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
-                                 nearP50, batch, Int(nearRate))
-        }
 
-        print("")
-        print("| storm | per second | against redis-benchmark | process CPU per call |")
-        print("|---|---:|---:|---:|")
-        for row in rows {
-            let cpu = row.cpu.map { String(format: "%.2f us", $0 * 1e6) } ?? "(other process)"
-            print(String(format: "| %@ | %d | %.2fx | %@ |", row.name, Int(row.rate), row.rate / redisRate, cpu))
+            print("")
+            print("| storm | per second | against redis-benchmark | process CPU per call |")
+            print("|---|---:|---:|---:|")
+            for row in rows {
+                let cpu = row.cpu.map { String(format: "%.2f us", $0 * 1e6) } ?? "(other process)"
+                print(String(format: "| %@ | %d | %.2fx | %@ |", row.name, Int(row.rate), row.rate / redisRate, cpu))
+            }
+            if let nearSummary { print(nearSummary) }
+        } catch {
+            await cleanUp()
+            throw error
         }
-        if let nearSummary { print(nearSummary) }
-
-        await cache.shutdown()
-        await near.shutdown()
-        var cleanup: [RedisArgument] = ["DEL", "key:__rand_int__"]
-        for index in 0..<keys {
-            let entry = "{\(namespace):k\(index)}"
-            cleanup += [RedisArgument(entry), RedisArgument(entry + ":fence"), RedisArgument(entry + ":plain")]
-        }
-        try await client.send(cleanup)
-        await client.shutdown()
+        await cleanUp()
     }
 
     /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second. Each

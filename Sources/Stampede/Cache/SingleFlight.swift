@@ -21,7 +21,8 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
     private final class Flight: @unchecked Sendable {
         /// Set once, when the operation ends.
         var result: Result<Value, any Error>?
-        var waiters: [(id: Int, continuation: UnsafeContinuation<Value, any Error>)] = []
+        /// By id, so that a cancelled caller leaves in O(1) under the lock every key shares.
+        var waiters: [Int: UnsafeContinuation<Value, any Error>] = [:]
     }
 
     private struct State {
@@ -94,16 +95,13 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
                 let ready: Result<Value, any Error>? = state.withLock { _ in
                     if let result = flight.result { return result }
                     if Task.isCancelled { return .failure(CancellationError()) }
-                    flight.waiters.append((id, continuation))
+                    flight.waiters[id] = continuation
                     return nil
                 }
                 if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
-            let waiter = state.withLock { _ -> UnsafeContinuation<Value, any Error>? in
-                guard let index = flight.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return flight.waiters.remove(at: index).continuation
-            }
+            let waiter = state.withLock { _ in flight.waiters.removeValue(forKey: id) }
             waiter?.resume(throwing: CancellationError())
         }
     }
@@ -114,10 +112,10 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         let waiters = state.withLock { state in
             if state.flights[key] === flight { state.flights[key] = nil }
             flight.result = result
-            defer { flight.waiters = [] }
-            return flight.waiters
+            defer { flight.waiters = [:] }
+            return flight.waiters.values
         }
-        for waiter in waiters { waiter.continuation.resume(with: result) }
+        for waiter in waiters { waiter.resume(with: result) }
     }
 
     /// Lets the next call for `key` start a new operation even while one is in flight (for

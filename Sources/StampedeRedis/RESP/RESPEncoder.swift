@@ -34,7 +34,8 @@ enum RESPEncoder {
             }
             return at - output.baseAddress!
         }
-        assert(written == length, "the RESP length computed ahead must match the bytes written")
+        // Checked in release builds too: a mismatch would have written past the reservation.
+        precondition(written == length, "the RESP length computed ahead must match the bytes written")
     }
 
     /// How many digits `value` (not negative) has in decimal.
