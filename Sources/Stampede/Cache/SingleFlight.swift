@@ -60,6 +60,17 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         quickly: () async -> Value?,
         operation: @escaping @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
+        try await run(key: key, quickly: quickly, makeOperation: { operation })
+    }
+
+    /// As ``run(key:quickly:operation:)``, with the operation built only when it is needed:
+    /// callers that join, and first callers whose quick try succeeds, allocate no closure
+    /// for it.
+    func run(
+        key: Key,
+        quickly: () async -> Value?,
+        makeOperation: () -> @Sendable () async throws -> Value
+    ) async throws -> (value: Value, shared: Bool) {
         let (flight, waiter) = state.withLock { state -> (Flight, Int?) in
             if let flight = state.flights[key] {
                 state.nextWaiter &+= 1
@@ -78,6 +89,7 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
             state.nextWaiter &+= 1
             return state.nextWaiter
         }
+        let operation = makeOperation()
         Task {
             let result: Result<Value, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }

@@ -163,7 +163,7 @@ public final class StampedeCache: Sendable {
     ) async throws -> Value? {
         // An invalid key is never in the near cache; lookUp rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
-        return try await lookUp(key, as: Value.self, policy: policy, load: load)
+        return try await lookUp(key, as: Value.self, policy: policy, makeLoad: { load })
     }
 
     // The generic entry points are inlinable so that they are specialized for the caller's
@@ -172,29 +172,37 @@ public final class StampedeCache: Sendable {
     // works on encoded bytes and is not generic.
 
     /// Everything after the near cache: the shared lookup in Redis, then decoding.
+    ///
+    /// The loader is handed over as a function that builds it, called only by a caller that
+    /// must load: a hit, or a caller that joins another's lookup, allocates no closure for it.
     @inlinable
     func lookUp<Value: Codable & Sendable>(
-        _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
+        _ key: String, as type: Value.Type, policy: CachePolicy?,
+        makeLoad: () -> @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        let codec = configuration.codec
-        let maximumSize = configuration.maximumValueSize
         let bytes = try await lookUpEncoded(key, policy: policy) {
-            guard let value = try await load() else { return nil }
-            let bytes = try codec.encode(value)
-            guard bytes.count <= maximumSize else {
-                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+            let load = makeLoad()
+            let codec = configuration.codec
+            let maximumSize = configuration.maximumValueSize
+            return {
+                guard let value = try await load() else { return nil }
+                let bytes = try codec.encode(value)
+                guard bytes.count <= maximumSize else {
+                    throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+                }
+                return bytes
             }
-            return bytes
         }
         guard let bytes else { return nil }
         return try decode(Value.self, key: key, bytes: bytes)
     }
 
-    /// The shared lookup in Redis, in encoded bytes: `nil` for "no such value". `load`
-    /// returns the value encoded and checked against the maximum size.
+    /// The shared lookup in Redis, in encoded bytes: `nil` for "no such value". `makeLoad`
+    /// builds the loader, which returns the value encoded and checked against the maximum
+    /// size; only a caller that loads calls it.
     @usableFromInline
     func lookUpEncoded(
-        _ key: String, policy: CachePolicy?, load: @escaping @Sendable () async throws -> [UInt8]?
+        _ key: String, policy: CachePolicy?, makeLoad: () -> @Sendable () async throws -> [UInt8]?
     ) async throws -> [UInt8]? {
         try Self.validate(key: key)
         let policy = policy ?? configuration.policy
@@ -205,9 +213,13 @@ public final class StampedeCache: Sendable {
         }
         // One early-refresh draw for the quick try and the script's decision alike.
         let draw = policy.earlyRefreshDraw()
-        let (lookup, shared) = try await flights.run(key: key, quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) }) {
-            try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load)
-        }
+        let (lookup, shared) = try await flights.run(
+            key: key,
+            quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) },
+            makeOperation: {
+                let load = makeLoad()
+                return { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) }
+            })
         if shared { metrics.coalesced.increment() }
         return lookup.bytes
     }
@@ -247,7 +259,9 @@ public final class StampedeCache: Sendable {
     ) async throws -> Value {
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
-        let found: Value?? = if let cached { cached } else { try await lookUp(key, as: Value.self, policy: policy, load: { try await load() }) }
+        let found: Value?? = if let cached { cached } else {
+            try await lookUp(key, as: Value.self, policy: policy, makeLoad: { { try await load() } })
+        }
         guard let found, let value = found else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
         }
