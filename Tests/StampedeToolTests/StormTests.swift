@@ -229,6 +229,31 @@ struct StormTests {
         }
     }
 
+    @Test("a coordinator killed outright (SIGKILL) leaves only keys that expire", arguments: [
+        ["--scenario", "lock", "--strategy", "stampede", "--hold-ms", "1"],
+        ["--scenario", "miss", "--strategy", "naive", "--load-ms", "60000"],
+        ["--scenario", "hit", "--strategy", "stampede", "--keys", "20"],
+    ])
+    func killedCoordinator(scenario: [String]) async throws {
+        try await withPrivateServer { server in
+            let storm = try WorkerProcess(["storm", "--redis", server.url, "--processes", "2", "--tasks", "2", "--duration", "120"] + scenario)
+            #expect(await eventually(within: .seconds(60)) { workerProcesses(using: server.url).count == 2 })
+            try await withClient(RedisConfiguration(url: server.url)) { client async throws in
+                // Running: the lock changes hands, the origin is called, the hits flow.
+                try await Task.sleep(for: .milliseconds(500))
+                storm.signal(SIGKILL)
+                // The workers see their coordinator gone and exit; nothing deletes the keys.
+                #expect(await eventually(within: .seconds(30)) { workerProcesses(using: server.url).isEmpty })
+                let keys = try await client.send("KEYS", "*").array?.compactMap(\.string) ?? []
+                #expect(!keys.isEmpty)
+                for key in keys {
+                    let ttl = try await client.send("PTTL", RedisArgument(key)).int ?? -1
+                    #expect(ttl > 0, "\(key) does not expire")
+                }
+            }
+        }
+    }
+
     /// A two-minute hit storm on 50 keys against `url`, once its two workers are running.
     private func runningHitStorm(_ url: String) async throws -> WorkerProcess {
         let storm = try WorkerProcess([

@@ -15,6 +15,22 @@ enum StormKeys {
 
     static func isOwn(_ key: String) -> Bool { key.hasPrefix(prefix) || key.hasPrefix("{" + prefix) }
 
+    /// The lock the lock scenario's callers contend for, and the fence `RedisMutex` keeps
+    /// for it (`PREFIX{NAME}:fence`, the prefix being the namespace and a colon).
+    static let lockName = "lock"
+    static func mutexFence(_ namespace: String) -> String { "\(namespace):{\(lockName)}:fence" }
+
+    /// The keys that the workers change but that nothing else gives an expiry: the
+    /// coordinator creates them with one before the workers start, so that a storm whose
+    /// coordinator is killed outright (no clean-up) leaves nothing in Redis for good.
+    /// (`released-at` is written whole by every holder, with the same expiry.)
+    static func counters(_ namespace: String) -> [String] {
+        [originCounter(namespace), holders(namespace), mutexFence(namespace)]
+    }
+
+    /// How long a storm's counters outlive its start: an hour past the longest it can run.
+    static func expiryMilliseconds(durationMs: Int, loadMs: Int) -> Int { durationMs + 4 * loadMs + 3_600_000 }
+
     static func originCounter(_ namespace: String) -> String { namespace + ":origin-calls" }
     static func releasedAt(_ namespace: String) -> String { namespace + ":released-at" }
     static func holders(_ namespace: String) -> String { namespace + ":holders" }

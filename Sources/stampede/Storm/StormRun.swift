@@ -42,6 +42,10 @@ struct StormRun {
         defer { progress.clear() }
         progress.show("\(scenario.rawValue) / \(strategy.rawValue): filling \(keys) key\(keys == 1 ? "" : "s")")
         try await prefill(keys: keys)
+        let expiry = StormKeys.expiryMilliseconds(durationMs: Int(parameters.duration * 1000), loadMs: parameters.loadMs)
+        for result in try await client.pipeline(StormKeys.counters(namespace).map { ["SET", RedisArgument($0), "0", "PX", RedisArgument(expiry)] }) {
+            _ = try result.get()
+        }
 
         progress.show("\(scenario.rawValue) / \(strategy.rawValue): starting \(parameters.processes) workers")
         // The URL (which may hold a password) goes by environment, not on a command line.

@@ -10,6 +10,7 @@ extension StormCallers {
         let (client, hold) = (self.client, self.hold)
         let releasedKey = RedisArgument(StormKeys.releasedAt(namespace))
         let holdersKey = RedisArgument(StormKeys.holders(namespace))
+        let expiry = RedisArgument(StormKeys.expiryMilliseconds(durationMs: Int(duration.inMilliseconds), loadMs: Int(load.inMilliseconds)))
         repeat {
             let asked = clock.now
             do {
@@ -26,7 +27,7 @@ extension StormCallers {
                         _ = try? await client.send("DECR", holdersKey)
                         throw error
                     }
-                    try await client.send("SET", releasedKey, RedisArgument(monotonicNanoseconds()))
+                    try await client.send("SET", releasedKey, RedisArgument(monotonicNanoseconds()), "PX", expiry)
                     return (waited, releasedAt.map { acquiredAt - $0 }, violated)
                 }
                 report.requests += 1
@@ -51,7 +52,7 @@ extension StormCallers {
         switch strategy {
         case .stampede:
             let options = LockOptions(leaseDuration: .seconds(10), maximumWait: duration + .seconds(30))
-            return try await mutex.withLock("lock", options: options) { _ in try await body() }
+            return try await mutex.withLock(StormKeys.lockName, options: options) { _ in try await body() }
         case .local:
             await localLock.lock()
             do {
