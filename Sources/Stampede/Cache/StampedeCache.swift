@@ -168,8 +168,8 @@ public final class StampedeCache: Sendable {
 
     // The generic entry points are inlinable so that they are specialized for the caller's
     // `Value`: left generic, the optionals, casts and closures of a hit went through type
-    // metadata at run time, a third of a near-cache hit. Everything past the near cache
-    // works on encoded bytes and is not generic.
+    // metadata at run time, about two thirds of a near-cache hit's time. Everything past
+    // the near cache works on encoded bytes and is not generic.
 
     /// Everything after the near cache: the shared lookup in Redis, then decoding.
     ///
