@@ -25,6 +25,8 @@ struct HitBenchmark: AsyncParsableCommand {
     var duration: Int = 5
     @Option(help: "Value size in bytes.")
     var valueSize: Int = 100
+    @Flag(help: "Run the storms' tasks on the client's event loop (client.taskExecutor) rather than Swift's default executor.")
+    var onEventLoop = false
     @Option(help: "Connections the client opens (RedisConfiguration.connectionCount).")
     var connections: Int = 1
     @Option(parsing: .upToNextOption, help: "Storms to run (redis-benchmark always runs). Default: all.")
@@ -50,6 +52,7 @@ struct HitBenchmark: AsyncParsableCommand {
         var configuration = server.configuration
         configuration.connectionCount = connections
         let client = try RedisClient(configuration: configuration)
+        let executor: (any TaskExecutor)? = onEventLoop ? client.taskExecutor : nil
         let namespace = "stampede:bench:hit"
         let value = [UInt8](repeating: UInt8(ascii: "x"), count: valueSize)
         let policy = CachePolicy(timeToLive: .seconds(3600), earlyRefreshBeta: nil)
@@ -92,28 +95,28 @@ struct HitBenchmark: AsyncParsableCommand {
                 for batch in stride(from: 0, to: keyCount, by: 1_000) {
                     _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
                 }
-                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
                     _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
                 }
                 rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
             if chosen.contains(.hmget) {
                 print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
                     _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
                 }
                 rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
             if chosen.contains(.many) {
                 print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration) { random in
+                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
                     _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
                 }
                 rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
             if chosen.contains(.hot) {
                 print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
                     _ = try await cache.value(for: "k0") { value }
                 }
                 rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
@@ -121,7 +124,7 @@ struct HitBenchmark: AsyncParsableCommand {
             if chosen.contains(.hotNear) {
                 print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
                 _ = try await near.value(for: "k0") { value }
-                let storm = try await self.storm(tasks: tasks, seconds: duration) { _ in
+                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
                     _ = try await near.value(for: "k0") { value }
                 }
                 rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
@@ -167,10 +170,11 @@ struct HitBenchmark: AsyncParsableCommand {
         await cleanUp()
     }
 
-    /// `tasks` tasks run `body` back to back for `seconds`; returns calls per second. Each
+    /// `tasks` tasks (on `executor` when given) run `body` back to back for `seconds`; returns
+    /// calls per second and CPU seconds per call. Each
     /// task has its own generator for picking keys (the system's costs a system call a draw).
     private func storm(
-        tasks: Int, seconds: Int, _ body: @escaping @Sendable (inout SplitMix64) async throws -> Void
+        tasks: Int, seconds: Int, on executor: (any TaskExecutor)?, _ body: @escaping @Sendable (inout SplitMix64) async throws -> Void
     ) async throws -> (rate: Double, cpu: Double) {
         let clock = ContinuousClock()
         let cpuBefore = ProcessCPU.seconds()
@@ -178,7 +182,7 @@ struct HitBenchmark: AsyncParsableCommand {
         let end = start + .seconds(seconds)
         let calls = try await withThrowingTaskGroup(of: Int.self) { group in
             for task in 0..<tasks {
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     var calls = 0
                     var random = SplitMix64(seed: UInt64(task))
                     while clock.now < end {

@@ -4,12 +4,12 @@ import Testing
 /// `stampede hit-benchmark` end to end: the real executable against a real Redis.
 @Suite("stampede hit-benchmark", .serialized)
 struct HitBenchmarkTests {
-    @Test("the chosen storms only, each with its CPU per call, against a user's Redis that is left empty")
+    @Test("the chosen storms only, on the event loop, each with its CPU per call, against a user's Redis that is left empty")
     func chosenStorms() async throws {
         try await withPrivateServer { server in
             let run = try WorkerProcess([
                 "hit-benchmark", "--redis", server.url, "--keys", "50", "--tasks", "16", "--duration", "1",
-                "--storms", "many", "hot", "--connections", "2",
+                "--storms", "many", "hot", "--connections", "2", "--on-event-loop",
             ])
             #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
             let rows = run.output.filter { $0.hasPrefix("| ") && !$0.hasPrefix("| storm ") }
