@@ -59,6 +59,30 @@ struct ConnectionStateMachineTests {
         #expect(nothing == nil)
     }
 
+    @Test func aLargeBurstAsksForAnEarlyWrite() {
+        defer { completeTargets() }
+        var machine = Machine()
+        _ = machine.submit(["PING"], target: target().0, deadline: .distantFuture)
+        _ = machine.connected(7)
+        guard case .scheduleFlush(7) = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
+            Issue.record("the first command of a burst schedules a flush"); return
+        }
+        for _ in 1..<(Machine.earlyFlushCount - 1) {
+            guard case .none = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
+                Issue.record("a small burst rides along with its scheduled flush"); return
+            }
+        }
+        // The burst reaches the limit: a caller on the event loop writes it at once.
+        guard case .flushIfOnEventLoop(7) = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
+            Issue.record("a burst of \(Machine.earlyFlushCount) asks for an early write"); return
+        }
+        #expect(machine.takePending()?.commands.count == Machine.earlyFlushCount)
+        // Written: the next command starts a new burst with its own flush.
+        guard case .scheduleFlush(7) = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
+            Issue.record("after an early write the next command schedules a flush again"); return
+        }
+    }
+
     @Test func aFailedConnectFailsQueuedCommandsAndFailsFastUntilTheRetry() throws {
         defer { completeTargets() }
         var machine = Machine()

@@ -33,11 +33,12 @@ struct PipeliningTests {
         try await withSharedClient { client, _ in
             let p = uniquePrefix()
             try await withTaskExecutorPreference(client.taskExecutor) {
-                for index in 0..<200 {
+                for index in 0..<1000 {
                     try await client.send("SET", "\(p)\(index)", RedisArgument(index))
                 }
+                // Bursts past the early-write size: replies still reach their own callers.
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    for index in 0..<200 {
+                    for index in 0..<1000 {
                         group.addTask { () async throws in
                             #expect(try await client.send("GET", "\(p)\(index)").int == index)
                         }

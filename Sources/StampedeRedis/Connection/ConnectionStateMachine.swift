@@ -37,6 +37,9 @@ struct ConnectionStateMachine<Link> {
     /// Commands accepted for sending so far (handshakes not included).
     private(set) var commandsAccepted = 0
 
+    /// How many commands make a burst worth writing before its scheduled flush.
+    static var earlyFlushCount: Int { 64 }
+
     init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         pendingBytes = allocator.buffer(capacity: 0)
     }
@@ -47,6 +50,11 @@ struct ConnectionStateMachine<Link> {
         case connect
         /// Schedule one flush on the event loop; later commands ride along with it.
         case scheduleFlush(Link)
+        /// A flush is scheduled but the burst is already large: a caller running on the
+        /// event loop itself should write it now, so that Redis works on these commands
+        /// while the loop goes on with the rest of the burst (the scheduled flush would run
+        /// only after every task already queued on the loop).
+        case flushIfOnEventLoop(Link)
         case fail(RedisError)
     }
 
@@ -65,7 +73,9 @@ struct ConnectionStateMachine<Link> {
             return .none
         case .connected(let link):
             append(arguments, target: target, deadline: deadline)
-            if flushScheduled { return .none }
+            if flushScheduled {
+                return pendingCommands.count >= Self.earlyFlushCount ? .flushIfOnEventLoop(link) : .none
+            }
             flushScheduled = true
             return .scheduleFlush(link)
         }

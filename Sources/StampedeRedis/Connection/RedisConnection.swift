@@ -62,6 +62,8 @@ final class RedisConnection: Sendable {
             connect()
         case .scheduleFlush(let link):
             link.channel.eventLoop.execute { self.flush(link) }
+        case .flushIfOnEventLoop(let link):
+            if link.channel.eventLoop.inEventLoop { flush(link) }
         case .fail(let error):
             target.fail(error)
         }
