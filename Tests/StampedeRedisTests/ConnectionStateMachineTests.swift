@@ -40,14 +40,20 @@ struct ConnectionStateMachineTests {
         #expect(String(buffer: bytes) == "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n")
     }
 
-    @Test func oneFlushIsScheduledPerBurst() {
-        defer { completeTargets() }
+    /// A machine connected on link 7 whose first command of a burst scheduled a flush.
+    func connectedWithAFlushScheduled() -> Machine? {
         var machine = Machine()
         _ = machine.submit(["PING"], target: target().0, deadline: .distantFuture)
         _ = machine.connected(7)
         guard case .scheduleFlush(7) = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
-            Issue.record("the first command of a burst schedules a flush"); return
+            Issue.record("the first command of a burst schedules a flush"); return nil
         }
+        return machine
+    }
+
+    @Test func oneFlushIsScheduledPerBurst() {
+        defer { completeTargets() }
+        guard var machine = connectedWithAFlushScheduled() else { return }
         for _ in 0..<10 {
             guard case .none = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
                 Issue.record("later commands ride along"); return
@@ -61,12 +67,7 @@ struct ConnectionStateMachineTests {
 
     @Test func aLargeBurstAsksForAnEarlyWrite() {
         defer { completeTargets() }
-        var machine = Machine()
-        _ = machine.submit(["PING"], target: target().0, deadline: .distantFuture)
-        _ = machine.connected(7)
-        guard case .scheduleFlush(7) = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
-            Issue.record("the first command of a burst schedules a flush"); return
-        }
+        guard var machine = connectedWithAFlushScheduled() else { return }
         for _ in 1..<(Machine.earlyFlushCount - 1) {
             guard case .none = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
                 Issue.record("a small burst rides along with its scheduled flush"); return
