@@ -30,6 +30,15 @@ struct CachePolicyTests {
         #expect(abs(draws.reduce(0, +) / 10_000 - 2) < 0.2)
     }
 
+    @Test("durations in milliseconds: exact for windows (zero is no window), at least 1 for leases")
+    func millisecondConversions() {
+        #expect(Duration.zero.wholeMilliseconds == 0)
+        #expect(Duration.zero.milliseconds == 1)
+        #expect(Duration.microseconds(1_999).wholeMilliseconds == 1)
+        #expect(Duration.seconds(3).wholeMilliseconds == 3_000)
+        #expect(Duration.seconds(3).milliseconds == 3_000)
+    }
+
     @Test("the hit path's hash fields decode into an entry; a foreign or broken one is nil")
     func entryFromHashFields() {
         func fields(_ meta: String, value: [UInt8] = [7, 8]) -> [RedisValue] { [.bulkString(value), .bulkString(Array(meta.utf8))] }

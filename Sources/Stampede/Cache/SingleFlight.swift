@@ -71,23 +71,18 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         quickly: () async -> Value?,
         makeOperation: () -> @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
-        let (flight, waiter) = state.withLock { state -> (Flight, Int?) in
-            if let flight = state.flights[key] {
-                state.nextWaiter &+= 1
-                return (flight, state.nextWaiter)
-            }
+        // Every caller gets its waiter id here; the first uses it only if its quick try fails.
+        let (flight, id, isNew) = state.withLock { state -> (Flight, Int, Bool) in
+            state.nextWaiter &+= 1
+            if let flight = state.flights[key] { return (flight, state.nextWaiter, false) }
             let flight = Flight()
             state.flights[key] = flight
-            return (flight, nil)
+            return (flight, state.nextWaiter, true)
         }
-        if let waiter { return (try await wait(for: flight, as: waiter), true) }
+        guard isNew else { return (try await wait(for: flight, as: id), true) }
         if let value = await quickly() {
             end(flight, for: key, with: .success(value))
             return (value, false)
-        }
-        let id = state.withLock { state -> Int in
-            state.nextWaiter &+= 1
-            return state.nextWaiter
         }
         let operation = makeOperation()
         Task {

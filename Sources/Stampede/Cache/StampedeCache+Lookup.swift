@@ -81,7 +81,7 @@ extension StampedeCache {
                     return Lookup(entry: fill)
                 }
                 if kind == .failed {
-                    if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.milliseconds {
+                    if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.wholeMilliseconds {
                         metrics.staleServed.increment()
                         return Lookup(entry: stale)
                     }
@@ -97,10 +97,10 @@ extension StampedeCache {
         // Watched only when a near cache must know that nothing changed during the read.
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
-        let sentAt = ContinuousClock.now
+        let sentAt: ContinuousClock.Instant? = seen == nil ? nil : .now
         guard let (entry, now) = await freshRead(entryKey(for: key), policy: policy, earlyRefreshDraw: earlyRefreshDraw) else { return nil }
         metrics.hits.increment()
-        if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
+        if let seen, let sentAt { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Lookup(entry: entry)
     }
 
@@ -183,7 +183,7 @@ extension StampedeCache {
         case .success(let bytes):
             return Lookup(bytes: bytes)
         case .failure(let error):
-            if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.milliseconds {
+            if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.wholeMilliseconds {
                 metrics.staleServed.increment()
                 logger.debug("load failed; serving the stale value", metadata: ["stampede.key": "\(key)", "stampede.error": "\(error)"])
                 return Lookup(entry: stale)
@@ -269,7 +269,7 @@ extension StampedeCache {
             CacheScripts.fail, keys: keys.all,
             arguments: [
                 RedisArgument(lease.token), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.failed, key: key)),
-                RedisArgument(retryDelay), RedisArgument(policy.staleIfError == .zero ? 0 : policy.staleIfError.milliseconds),
+                RedisArgument(retryDelay), RedisArgument(policy.staleIfError.wholeMilliseconds),
             ])
         throw error
     }
@@ -284,7 +284,7 @@ extension StampedeCache {
                 CacheScripts.fill, keys: keys.all,
                 arguments: [
                     RedisArgument(lease.fence.value), RedisArgument(bytes: bytes ?? []),
-                    RedisArgument(max(fresh.milliseconds, 1)), RedisArgument(stale == .zero ? 0 : stale.milliseconds),
+                    RedisArgument(fresh.milliseconds), RedisArgument(stale.wholeMilliseconds),
                     RedisArgument(loadTime.milliseconds), isNegative ? "1" : "0", RedisArgument(lease.token),
                     RedisArgument(events.channel), RedisArgument(CacheEvents.message(.filled, key: key)), RedisArgument(key),
                 ])

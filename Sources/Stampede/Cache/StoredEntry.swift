@@ -112,10 +112,7 @@ extension CachePolicy {
             let early = draw > 0 && Double(now) + Double(entry.loadDuration) * draw >= Double(entry.freshUntil)
             return early ? .dueForEarlyRefresh : .fresh
         }
-        // Whole milliseconds, exactly: no window means none (not the 1 ms floor of leases).
-        let (seconds, attoseconds) = staleWhileRevalidate.components
-        let window = Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
-        if now < entry.staleUntil && now < entry.freshUntil + window { return .stale }
+        if now < entry.staleUntil && now < entry.freshUntil + staleWhileRevalidate.wholeMilliseconds { return .stale }
         return .expired
     }
 
@@ -136,10 +133,7 @@ enum EarlyRefreshRandom {
 
     /// A number in (0, 1].
     static func uniform() -> Double {
-        var z = state.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = SplitMix64.mix(state.wrappingAdd(SplitMix64.increment, ordering: .relaxed).newValue)
         return Double((z >> 11) + 1) * 0x1p-53
     }
 }

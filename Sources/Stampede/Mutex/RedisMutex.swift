@@ -182,9 +182,12 @@ public final class RedisMutex: Sendable {
 }
 
 extension Duration {
-    /// Whole milliseconds, at least 1.
-    var milliseconds: Int {
+    /// Whole milliseconds, at least 1: for leases and waits, where 0 would mean "none".
+    var milliseconds: Int { max(1, wholeMilliseconds) }
+
+    /// Whole milliseconds, exactly: for windows, where zero means no window at all.
+    var wholeMilliseconds: Int {
         let (seconds, attoseconds) = components
-        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }
