@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Stampede
+@_spi(Benchmarks) import Stampede
 import StampedeRedis
 
 /// Hit storms: many keys, one hot key, and the near cache, beside `redis-benchmark` on the
@@ -93,7 +93,7 @@ struct HitBenchmark: AsyncParsableCommand {
                 print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
                 let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
                 for batch in stride(from: 0, to: keyCount, by: 1_000) {
-                    _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value)] })
+                    _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value), "PX", "3600000"] })
                 }
                 let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
                     _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])

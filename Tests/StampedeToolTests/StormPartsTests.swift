@@ -26,6 +26,36 @@ struct StormPartsTests {
         #expect(LatencyHistogram().milliseconds(atQuantile: 0.5) == 0, "empty")
     }
 
+    @Test("a histogram holds no buckets until it records, and an empty one merges and travels as empty")
+    func histogramStartsEmpty() throws {
+        var empty = LatencyHistogram()
+        #expect(empty.counts.isEmpty)
+        empty.merge(LatencyHistogram())
+        #expect(empty.counts.isEmpty)
+        let decoded = try JSONDecoder().decode(LatencyHistogram.self, from: JSONEncoder().encode(empty))
+        #expect(decoded.counts.isEmpty && decoded.count == 0)
+        var recorded = LatencyHistogram()
+        recorded.record(.milliseconds(3))
+        empty.merge(recorded)
+        #expect(empty.count == 1 && empty.milliseconds(atQuantile: 1) == 3)
+    }
+
+    @Test("each task of each process picks keys from its own sequence, the same for the same seed")
+    func keySequences() {
+        func draws(_ process: Int, _ task: Int) -> [UInt64] {
+            var generator = StormCallers.keyGenerator(seed: 42, process: process, task: task)
+            return (0..<16).map { _ in generator.next() }
+        }
+        #expect(draws(1, 3) == draws(1, 3))
+        // No sequence is another's shifted by a draw or two (as seeds one SplitMix64 step apart would give).
+        let sequences = [draws(0, 0), draws(1, 0), draws(0, 1), draws(2, 5)]
+        for (i, one) in sequences.enumerated() {
+            for other in sequences[(i + 1)...] {
+                #expect(Set(one).isDisjoint(with: other))
+            }
+        }
+    }
+
     @Test("a histogram crosses the wire sparse and intact; a tampered one is refused")
     func histogramCoding() throws {
         var histogram = LatencyHistogram()

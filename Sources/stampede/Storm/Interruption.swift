@@ -39,10 +39,12 @@ final class Interruption: Sendable {
     var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
     private func interrupt(by signalNumber: Int32) {
-        let (workers, server, deleteKeys) = state.withLock { state in
+        // A second signal (SIGTERM after SIGINT, say) leaves the clean-up to the first.
+        guard let (workers, server, deleteKeys) = state.withLock({ state -> (Set<pid_t>, RedisServer?, (@Sendable () async -> Bool)?)? in
+            if state.interrupted { return nil }
             state.interrupted = true
             return (state.workers, state.server, state.deleteKeys)
-        }
+        }) else { return }
         for worker in workers { kill(worker, SIGKILL) }
         // Gone before the keys are deleted, so that no late write of theirs lands after.
         let deadline = ContinuousClock.now + .seconds(2)

@@ -11,14 +11,17 @@ struct LatencyHistogram: Codable, Equatable, Sendable {
     /// most an hour): nothing a storm measures falls outside.
     private static let bucketCount = 2_600
 
-    private(set) var counts: [Int]
+    /// Empty until the first latency: every task of a worker keeps histograms, most of them
+    /// (the lock scenario's hand-off, outside it) never used.
+    private(set) var counts: [Int] = []
     private(set) var count = 0
     private(set) var maximumMicroseconds = 0.0
 
-    init() { counts = Array(repeating: 0, count: Self.bucketCount) }
+    init() {}
 
     mutating func record(microseconds: Double) {
         let index = microseconds < 1 ? 0 : min(Self.bucketCount - 1, Int(log(microseconds) / Self.logGrowth))
+        allocateBuckets()
         counts[index] += 1
         count += 1
         maximumMicroseconds = max(maximumMicroseconds, microseconds)
@@ -28,8 +31,15 @@ struct LatencyHistogram: Codable, Equatable, Sendable {
         record(microseconds: Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) * 1e-12)
     }
 
+    private mutating func allocateBuckets() {
+        if counts.isEmpty { counts = Array(repeating: 0, count: Self.bucketCount) }
+    }
+
     mutating func merge(_ other: LatencyHistogram) {
-        for index in counts.indices { counts[index] += other.counts[index] }
+        if !other.counts.isEmpty {
+            allocateBuckets()
+            for index in counts.indices { counts[index] += other.counts[index] }
+        }
         count += other.count
         maximumMicroseconds = max(maximumMicroseconds, other.maximumMicroseconds)
     }
@@ -69,9 +79,10 @@ struct LatencyHistogram: Codable, Equatable, Sendable {
         self.init()
         let pairs = try container.decode([[Int]].self, forKey: .buckets)
         for pair in pairs {
-            guard pair.count == 2, counts.indices.contains(pair[0]), pair[1] >= 0 else {
+            guard pair.count == 2, (0..<Self.bucketCount).contains(pair[0]), pair[1] >= 0 else {
                 throw DecodingError.dataCorruptedError(forKey: .buckets, in: container, debugDescription: "bad bucket \(pair)")
             }
+            allocateBuckets()
             counts[pair[0]] += pair[1]
         }
         count = try container.decode(Int.self, forKey: .count)

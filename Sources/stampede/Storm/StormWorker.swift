@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Stampede
+@_spi(Benchmarks) import Stampede
 import StampedeRedis
 import Synchronization
 
@@ -86,6 +86,8 @@ struct StormCallers: Sendable {
     let duration: Duration
     let hold: Duration
     let seed: UInt64
+    /// This worker's place among the storm's processes.
+    let index: Int
     let client: RedisClient
     let cache: StampedeCache
     let lookup: Strategy.Lookup
@@ -104,12 +106,21 @@ struct StormCallers: Sendable {
         load = .milliseconds(worker.loadMs)
         duration = .milliseconds(worker.durationMs)
         hold = .milliseconds(worker.holdMs)
-        seed = worker.seed &+ UInt64(worker.index) &* 0x9E37_79B9_7F4A_7C15
+        seed = worker.seed
+        index = worker.index
         self.client = client
         cache = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: StormPolicy.workers(scenario: scenario, loadMs: worker.loadMs)))
         lookup = Strategy.Lookup(strategy: strategy, client: client, cache: cache, namespace: namespace, ttlMs: StormPolicy.asideTimeToLiveMs)
         mutex = RedisMutex(client: client, keyPrefix: namespace + ":")
         originCounter = RedisArgument(StormKeys.originCounter(namespace))
+    }
+
+    /// The key picker of one task of one process: the same for the same `--seed`, unrelated
+    /// between tasks and processes. Seeds one SplitMix64 step apart would give one sequence
+    /// shifted by a draw, so the triple is mixed through a generator of its own first.
+    static func keyGenerator(seed: UInt64, process: Int, task: Int) -> SplitMix64 {
+        var mixer = SplitMix64(seed: seed ^ (UInt64(process) << 32 | UInt64(task)))
+        return SplitMix64(seed: mixer.next())
     }
 
     func run(startAt: Int) async -> WorkerReport {
@@ -124,7 +135,7 @@ struct StormCallers: Sendable {
                     } else if scenario.isWave {
                         await call(key: "k\(task % keys)", into: &report)
                     } else {
-                        var random = SplitMix64(seed: seed &+ UInt64(task))
+                        var random = Self.keyGenerator(seed: seed, process: index, task: task)
                         repeat {
                             let key = scenario == .hotHit ? "k0" : "k\(random.next() % UInt64(keys))"
                             await call(key: key, into: &report)
@@ -198,15 +209,3 @@ enum StormValues {
     static func stale(_ key: String) -> String { "stale-\(key)" }
 }
 
-/// A small, fast, seedable generator, so that `--seed` repeats a storm's key sequence.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
