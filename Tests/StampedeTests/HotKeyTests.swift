@@ -51,10 +51,10 @@ struct HotKeyTests {
             before = reader.commandsSent
             let started = ContinuousClock.now
             for _ in 0..<10 { #expect(try await fetch(cache, "k") { try await origin.load() } == "v1") }
-            // One HMGET per hit, and a TIME with one of them each second the hits took (a
-            // loaded machine can take more than one); a hit whose clock reading aged past its
-            // second while the HMGET was out asks the lease-get script instead (one more).
-            let rereads = Int((ContinuousClock.now - started) / RedisClock.validity) + 1
+            // One HMGET per hit, and a TIME with one of them each half second the hits took
+            // (a loaded machine can take more than one); a hit whose clock reading aged past
+            // its second while the HMGET was out asks the lease-get script instead (one more).
+            let rereads = Int((ContinuousClock.now - started) / (RedisClock.validity / 2)) + 1
             let sent = reader.commandsSent - before
             #expect(sent >= 10 && sent <= 10 + 2 * rereads, "\(sent) commands for 10 hits")
             #expect(origin.calls == 1)
@@ -89,6 +89,68 @@ struct HotKeyTests {
         #expect(clock.now(at: start + .milliseconds(250))! < 1_001_000)
         clock.record(redisMilliseconds: 5_000_000, sentAt: start + .milliseconds(600), receivedAt: start + .milliseconds(700))
         #expect(clock.now(at: start + .milliseconds(750))! >= 5_000_050 + 50)
+    }
+
+    @Test("one hit renews Redis's clock when its sample is half a second old; the others go on with it")
+    func oneHitRenewsTheClock() {
+        let clock = RedisClock()
+        let start = ContinuousClock.now
+        #expect(clock.shouldRead(at: start) && clock.shouldRead(at: start), "no sample: every hit reads")
+        clock.record(redisMilliseconds: 1_000_000, sentAt: start, receivedAt: start + .milliseconds(2))
+        #expect(!clock.shouldRead(at: start + .milliseconds(400)))
+        let half = start + .milliseconds(2) + RedisClock.validity / 2
+        #expect(clock.shouldRead(at: half), "the first hit past half the validity renews")
+        #expect(!clock.shouldRead(at: half + .milliseconds(1)), "the others use the sample meanwhile")
+        #expect(clock.now(at: half + .milliseconds(1)) != nil)
+        // A renewal whose reply never came is taken on again a quarter of the validity later.
+        #expect(clock.shouldRead(at: half + RedisClock.validity / 4))
+        clock.record(redisMilliseconds: 1_000_600, sentAt: half + .milliseconds(250), receivedAt: half + .milliseconds(252))
+        #expect(!clock.shouldRead(at: half + .milliseconds(300)), "renewed")
+        #expect(clock.shouldRead(at: half + .milliseconds(252) + RedisClock.validity), "a lapsed sample: every hit reads")
+        #expect(clock.shouldRead(at: half + .milliseconds(252) + RedisClock.validity))
+    }
+
+    @Test("a steady hit storm reads Redis's clock twice a second, not once per hit in flight when the sample ages")
+    func aHitStormReadsTheClockTwiceASecond() async throws {
+        try await withPrivateServer { server in
+            let configuration = try RedisConfiguration(url: server.url)
+            try await withClient(configuration) { control async throws in
+                let cache = StampedeCache(client: control, configuration: .init(
+                    namespace: "n", policy: .init(timeToLive: .seconds(600), earlyRefreshBeta: nil)))
+                for index in 0..<64 { _ = try await fetch(cache, "k\(index)") { "v" } }
+                let before = try await timeCalls(control)
+                let clock = ContinuousClock()
+                let started = clock.now
+                // 64 tasks, each with a hit always in flight, for two and a half seconds.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for task in 0..<64 {
+                        group.addTask {
+                            while clock.now - started < .milliseconds(2_500) {
+                                let value = try await fetch(cache, "k\(task)") { "unused" }
+                                #expect(value == "v")
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let elapsed = clock.now - started
+                let reads = try await timeCalls(control) - before
+                // One renewal each half second, and one for the part-second at either end.
+                // Renewed only when the sample lapsed, each second's hits in flight (64 here)
+                // would all carry TIME.
+                let allowed = Int(elapsed / (RedisClock.validity / 2)) + 2
+                #expect(reads >= 1 && reads <= allowed, "\(reads) TIME commands in \(elapsed)")
+                await cache.shutdown()
+            }
+        }
+    }
+
+    /// How many TIME commands Redis has run (scripts' included), from `INFO commandstats`.
+    private func timeCalls(_ client: RedisClient) async throws -> Int {
+        let info = try await client.send("INFO", "commandstats").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_time:") }) else { return 0 }
+        let calls = line.split(separator: ",").first { $0.contains("calls=") }?.split(separator: "=").last
+        return calls.flatMap { Int($0) } ?? 0
     }
 
     @Test func theNearCacheServesWithoutRedisUntilAFillElsewhereDropsIt() async throws {

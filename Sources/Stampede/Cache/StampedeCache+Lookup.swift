@@ -105,15 +105,15 @@ extension StampedeCache {
     }
 
     /// The hit path: a fresh entry costs one `HMGET` (a plain command, cheaper for Redis than
-    /// a script), judged on Redis's clock as ``RedisClock`` last read it; once a second a hit
-    /// carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
+    /// a script), judged on Redis's clock as ``RedisClock`` last read it; twice a second one
+    /// hit carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
     /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
     /// time for the clock's error) or Redis failed: the lease-get script then decides.
     private func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
         let read = StoredEntry.readCommand(entryKey)
         let fields: [RedisValue]
         let now: Int
-        if redisClock.now() != nil {
+        if !redisClock.shouldRead() {
             guard case .array(let values)? = try? await client.send(read), let redisNow = redisClock.now() else { return nil }
             (fields, now) = (values, redisNow)
         } else {
