@@ -7,6 +7,19 @@ func monotonicNanoseconds() -> Int {
     return time.tv_sec * 1_000_000_000 + time.tv_nsec
 }
 
+/// Whether process `pid` still runs: an exited child not yet reaped (a zombie) counts as gone.
+func isRunning(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    return !stat.contains(") Z ")
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
 /// Prints a line and flushes it, so that a parent reading the pipe sees it at once. A
 /// closed standard output (`stampede storm | head`) loses the line rather than stopping the
 /// process before it has cleaned up.

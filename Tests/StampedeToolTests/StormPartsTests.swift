@@ -113,6 +113,45 @@ struct StormPartsTests {
         #expect(lock.jsonLine.contains("\"handoff_ms\"") && !miss.jsonLine.contains("\"handoff_ms\""))
     }
 
+    @Test("with --repeat, a table's figures are each strategy's medians over its runs")
+    func tableMediansOverRepeats() throws {
+        let parameters = StormParameters(processes: 1, tasks: 1, keys: 2, loadMs: 100, duration: 1, holdMs: 1, seed: 9, run: "t")
+        func run(_ strategy: Strategy, _ number: Int, originCalls: Int) -> RunReport {
+            var worker = WorkerReport()
+            worker.requests = 10
+            worker.latency.record(microseconds: 100_000)
+            return RunReport(parameters: parameters, scenario: .miss, strategy: strategy, repeat: number,
+                             workers: [worker], originCalls: originCalls, redisCommands: 0)
+        }
+        let reports = [
+            run(.naive, 1, originCalls: 9), run(.naive, 2, originCalls: 1), run(.naive, 3, originCalls: 5),
+            run(.stampede, 1, originCalls: 2), run(.stampede, 2, originCalls: 4),
+        ]
+        let table = StormTable.render(scenario: .miss, parameters: parameters, reports: reports).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(table[0].hasSuffix("(medians of 3 runs)"))
+        let header = table[2].split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        let column = try #require(header.firstIndex(of: "origin calls"))
+        func cell(_ strategy: Strategy) -> String? {
+            table.first { $0.hasPrefix("| \(strategy.rawValue) |") }?.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[column]
+        }
+        #expect(cell(.naive) == "5", "the middle of 9, 1 and 5")
+        #expect(cell(.stampede) == "3", "the mean of the middle two of 2 and 4")
+        #expect(cell(.local) == nil, "no row for a strategy that did not run")
+        #expect(median([]) == 0 && median([7]) == 7 && median([4, 1, 3, 2]) == 2.5)
+    }
+
+    @Test("--scenario and --strategy take one value or all; hot-hit and lock use one key whatever --keys says")
+    func choicesAndKeys() {
+        #expect(OneOrAll<Scenario>(argument: "hot-hit")?.values == [.hotHit])
+        #expect(OneOrAll<Scenario>(argument: "all")?.values == Scenario.allCases)
+        #expect(OneOrAll<Strategy>(argument: "all")?.values == Strategy.allCases)
+        #expect(OneOrAll<Strategy>(argument: "bogus") == nil)
+        #expect(OneOrAll<Strategy>.allValueStrings == ["naive", "local", "stampede", "all"])
+        #expect(Scenario.miss.keys(given: nil) == 8 && Scenario.hit.keys(given: nil) == 1_000)
+        #expect(Scenario.hit.keys(given: 5) == 5 && Scenario.stale.keys(given: 5) == 5)
+        #expect(Scenario.hotHit.keys(given: 5) == 1 && Scenario.lock.keys(given: nil) == 1)
+    }
+
     @Test("chart axes: round ticks around the data, finer for narrow ranges, at most a dozen")
     func chartTicks() {
         #expect(StormChart.logTicks(from: 104, to: 111) == [100, 120])

@@ -1,5 +1,6 @@
 import Foundation
 import StampedeTestSupport
+@testable import stampede
 import Testing
 
 #if canImport(FoundationXML)
@@ -284,19 +285,10 @@ func workerProcesses(using url: String) -> [String] {
             $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         } ?? []
         guard arguments.contains(url) || environment.contains("STAMPEDE_REDIS_URL=\(url)") else { return nil }
-        // A process that has exited but not been reaped is no longer running.
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-        return status.contains(") Z ") ? nil : pid
+        return Int32(pid).map(isRunning) == true ? pid : nil
     }
 }
 
 func jsonObject(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock the storm's start instant is on.
-func monotonicNanoseconds() -> Int {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return time.tv_sec * 1_000_000_000 + time.tv_nsec
 }

@@ -48,7 +48,7 @@ final class Interruption: Sendable {
         for worker in workers { kill(worker, SIGKILL) }
         // Gone before the keys are deleted, so that no late write of theirs lands after.
         let deadline = ContinuousClock.now + .seconds(2)
-        while workers.contains(where: Self.isAlive) && ContinuousClock.now < deadline { usleep(10_000) }
+        while workers.contains(where: isRunning) && ContinuousClock.now < deadline { usleep(10_000) }
         var undone = ["stopped \(workers.count) worker process\(workers.count == 1 ? "" : "es")"]
         if let deleteKeys {
             let done = DispatchSemaphore(value: 0)
@@ -67,11 +67,5 @@ final class Interruption: Sendable {
         }
         try? FileHandle.standardError.write(contentsOf: Data("\nstampede: interrupted; \(undone.joined(separator: ", ")).\n".utf8))
         exit(128 + signalNumber)
-    }
-
-    /// Whether `pid` still runs (an exited child not yet reaped counts as gone).
-    private static func isAlive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        return !stat.contains(") Z ")
     }
 }

@@ -18,30 +18,40 @@ enum Scenario: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
     /// One wave (each caller asks once) rather than a loop for the duration.
     var isWave: Bool { self == .miss || self == .stale }
 
-    /// Keys when `--keys` is not given.
-    var defaultKeys: Int {
+    /// How many keys the scenario uses, given `--keys` (`nil` when not given): hot-hit and
+    /// lock always use one.
+    func keys(given: Int?) -> Int {
         switch self {
-        case .miss, .stale: 8
-        case .hit: 1_000
+        case .miss, .stale: given ?? 8
+        case .hit: given ?? 1_000
         case .hotHit, .lock: 1
         }
     }
 }
 
-/// The choice of `--scenario`: one, or all in turn.
-enum ScenarioChoice: String, ExpressibleByArgument, CaseIterable {
-    case miss, stale, hit
-    case hotHit = "hot-hit"
-    case lock, all
+/// `--scenario` and `--strategy`: one of the values, or all of them.
+enum OneOrAll<Value: CaseIterable & RawRepresentable<String>>: ExpressibleByArgument {
+    case one(Value)
+    case all
 
-    var scenarios: [Scenario] { self == .all ? Scenario.allCases : [Scenario(rawValue: rawValue)!] }
-}
+    init?(argument: String) {
+        if argument == "all" {
+            self = .all
+        } else if let value = Value(rawValue: argument) {
+            self = .one(value)
+        } else {
+            return nil
+        }
+    }
 
-/// The choice of `--strategy`: one, or all side by side.
-enum StrategyChoice: String, ExpressibleByArgument, CaseIterable {
-    case naive, local, stampede, all
+    var values: [Value] {
+        switch self {
+        case .one(let value): [value]
+        case .all: Array(Value.allCases)
+        }
+    }
 
-    var strategies: [Strategy] { self == .all ? Strategy.allCases : [Strategy(rawValue: rawValue)!] }
+    static var allValueStrings: [String] { Value.allCases.map(\.rawValue) + ["all"] }
 }
 
 /// How a storm's lookups (or, in the lock scenario, its critical sections) are protected,

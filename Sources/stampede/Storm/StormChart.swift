@@ -88,7 +88,7 @@ enum StormChart {
         }
         let bars = strategies.compactMap { strategy -> (Strategy, Double)? in
             let values = runs.filter { $0.strategy == strategy }.map(value)
-            return values.isEmpty ? nil : (strategy, StormTable.median(values))
+            return values.isEmpty ? nil : (strategy, median(values))
         }
         let top = max(1, (bars.map(\.1).max() ?? 1) * 1.15)
         let slot = width / Double(max(1, bars.count))

@@ -31,9 +31,9 @@ struct Storm: AsyncParsableCommand {
     @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path). Default: a throwaway server.")
     var redis: String?
     @Option(help: "miss, stale, hit, hot-hit, lock, or all.")
-    var scenario: ScenarioChoice = .all
+    var scenario: OneOrAll<Scenario> = .all
     @Option(help: "naive, local, stampede, or all (side by side).")
-    var strategy: StrategyChoice = .all
+    var strategy: OneOrAll<Strategy> = .all
     @Option(help: "Worker processes.")
     var processes: Int = 4
     @Option(help: "Concurrent callers per process, released at one instant.")
@@ -119,10 +119,10 @@ struct Storm: AsyncParsableCommand {
 
         let progress = Progress()
         var all: [RunReport] = []
-        for scenario in scenario.scenarios {
+        for scenario in scenario.values {
             var reports: [RunReport] = []
             for round in 1...repeats {
-                for strategy in strategy.strategies {
+                for strategy in strategy.values {
                     let report = try await StormRun(
                         parameters: parameters, scenario: scenario, strategy: strategy, repeat: round,
                         url: server.url, client: client, progress: progress

@@ -6,7 +6,7 @@ import StampedeRedis
 struct StormParameters: Sendable {
     var processes: Int
     var tasks: Int
-    /// `nil`: each scenario's default (``Scenario/defaultKeys``).
+    /// `nil`: each scenario's default (``Scenario/keys(given:)``).
     var keys: Int?
     var loadMs: Int
     /// Seconds that the looping scenarios run.
@@ -16,12 +16,7 @@ struct StormParameters: Sendable {
     /// This storm's name in its keys, so that storms sharing a Redis keep apart.
     var run: String
 
-    func keys(for scenario: Scenario) -> Int {
-        switch scenario {
-        case .hotHit, .lock: 1
-        default: keys ?? scenario.defaultKeys
-        }
-    }
+    func keys(for scenario: Scenario) -> Int { scenario.keys(given: keys) }
 }
 
 /// One (scenario, strategy, repeat): pre-fill, start the workers, release them at one
