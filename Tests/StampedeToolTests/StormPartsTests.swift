@@ -152,6 +152,18 @@ struct StormPartsTests {
         #expect(Scenario.hotHit.keys(given: 5) == 1 && Scenario.lock.keys(given: nil) == 1)
     }
 
+    @Test("Redis commands are the calls of every command type but UNSUBSCRIBE, which a cache sends as it shuts down")
+    func commandStats() {
+        let info = """
+            # Commandstats\r
+            cmdstat_hmget:calls=1000,usec=2000,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r
+            cmdstat_unsubscribe:calls=4,usec=8,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r
+            cmdstat_time:calls=7,usec=7,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r
+            cmdstat_info:calls=2,usec=90,usec_per_call=45.00,rejected_calls=0,failed_calls=0\r
+            """
+        #expect(Keyspace.commands(inCommandStats: info) == 1_009)
+    }
+
     @Test("chart axes: round ticks around the data, finer for narrow ranges, at most a dozen")
     func chartTicks() {
         #expect(StormChart.logTicks(from: 104, to: 111) == [100, 120])

@@ -43,9 +43,16 @@ enum Keyspace {
     /// (`INFO commandstats`).
     static func commandsProcessed(_ client: RedisClient) async throws -> Int {
         guard let info = try await client.send("INFO", "commandstats").string else { throw ToolError("INFO commandstats gave no text") }
-        // Lines like: cmdstat_get:calls=123,usec=456,...
-        return info.split(whereSeparator: \.isNewline).reduce(0) { total, line in
-            guard line.hasPrefix("cmdstat_"), let calls = line.split(separator: ":").last?.split(separator: ",").first,
+        return commands(inCommandStats: info)
+    }
+
+    /// The calls in an `INFO commandstats` text (lines like `cmdstat_get:calls=123,usec=456,...`),
+    /// less `UNSUBSCRIBE`: a worker's cache sends one as it shuts down, after its storm, and
+    /// it would count against Stampede alone.
+    static func commands(inCommandStats info: String) -> Int {
+        info.split(whereSeparator: \.isNewline).reduce(0) { total, line in
+            guard line.hasPrefix("cmdstat_"), !line.hasPrefix("cmdstat_unsubscribe:"),
+                  let calls = line.split(separator: ":").last?.split(separator: ",").first,
                   calls.hasPrefix("calls="), let count = Int(calls.dropFirst(6)) else { return total }
             return total + count
         }

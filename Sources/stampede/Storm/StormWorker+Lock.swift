@@ -13,25 +13,31 @@ extension StormCallers {
         let expiry = RedisArgument(StormKeys.expiryMilliseconds(durationMs: Int(duration.inMilliseconds), loadMs: Int(load.inMilliseconds)))
         repeat {
             let asked = clock.now
+            // Counted as they go out, so that a section cut short by an error is counted too.
+            let bookkeeping = SharedCount()
+            defer { report.bookkeepingCommands += bookkeeping.value }
+            let send: @Sendable (RedisArgument...) async throws -> RedisValue = { arguments in
+                bookkeeping.add()
+                return try await client.send(arguments)
+            }
             do {
                 let (waited, handoff, violated) = try await withCriticalSection(until: end) {
                     let waited = clock.now - asked
                     let acquiredAt = monotonicNanoseconds()
-                    let releasedAt = try await client.send("GET", releasedKey).int
-                    let violated = try await client.send("INCR", holdersKey).int != 1
+                    let releasedAt = try await send("GET", releasedKey).int
+                    let violated = try await send("INCR", holdersKey).int != 1
                     do {
                         if hold > .zero { try? await Task.sleep(for: hold) }
-                        try await client.send("DECR", holdersKey)
+                        _ = try await send("DECR", holdersKey)
                     } catch {
                         // A count left raised would report every later holder as a violation.
-                        _ = try? await client.send("DECR", holdersKey)
+                        _ = try? await send("DECR", holdersKey)
                         throw error
                     }
-                    try await client.send("SET", releasedKey, RedisArgument(monotonicNanoseconds()), "PX", expiry)
+                    _ = try await send("SET", releasedKey, RedisArgument(monotonicNanoseconds()), "PX", expiry)
                     return (waited, releasedAt.map { acquiredAt - $0 }, violated)
                 }
                 report.requests += 1
-                report.bookkeepingCommands += 4
                 report.latency.record(waited)
                 // Without a lock across processes (local), "the previous release" can be
                 // another holder's, still inside: no hand-off to measure.

@@ -95,7 +95,7 @@ struct StormCallers: Sendable {
     let localLock = LocalLock()
     let originCounter: RedisArgument
     /// The simulated origin's calls in this process: bookkeeping, not the cache's commands.
-    let originCalls = OriginCallCount()
+    let originCalls = SharedCount()
 
     init(worker: StormWorker, client: RedisClient) {
         scenario = worker.scenario
@@ -197,7 +197,8 @@ extension WorkerReport {
     }
 }
 
-final class OriginCallCount: Sendable {
+/// A count that tasks add to concurrently (origin calls, bookkeeping commands).
+final class SharedCount: Sendable {
     private let count = Atomic(0)
     func add() { count.add(1, ordering: .relaxed) }
     var value: Int { count.load(ordering: .relaxed) }
