@@ -58,8 +58,10 @@ public final class RedisClient: Sendable {
     /// - Returns: the reply; an error reply is thrown instead.
     /// - Throws: ``RedisError``: ``RedisError/Code/serverError`` with the server's text,
     ///   ``RedisError/Code/timeout``, ``RedisError/Code/connectionLost``, or the connect error.
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): the command is queued there,
+    /// with no hop to the global executor and back.
     @discardableResult
-    public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
+    nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
         let index = connections.count == 1 ? 0 : nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
         return try await connections[index].send(arguments)
@@ -68,7 +70,7 @@ public final class RedisClient: Sendable {
     /// Sends several commands back to back on one connection, without waiting for each reply
     /// in turn, and returns each command's reply or error, in order. The commands are not a
     /// transaction: other clients' commands may run between them.
-    public func pipeline(_ commands: [[RedisArgument]]) async throws -> [Result<RedisValue, RedisError>] {
+    nonisolated(nonsending) public func pipeline(_ commands: [[RedisArgument]]) async throws -> [Result<RedisValue, RedisError>] {
         guard !commands.isEmpty, commands.allSatisfy({ !$0.isEmpty }) else {
             throw RedisError(.invalidArgument, "a pipeline needs at least one command, each with its name")
         }
@@ -78,7 +80,7 @@ public final class RedisClient: Sendable {
 
     /// Sends one command and returns its reply. See ``send(_:)-([RedisArgument])``.
     @discardableResult
-    public func send(_ arguments: RedisArgument...) async throws -> RedisValue {
+    nonisolated(nonsending) public func send(_ arguments: RedisArgument...) async throws -> RedisValue {
         try await send(arguments)
     }
 

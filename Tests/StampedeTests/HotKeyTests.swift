@@ -1,5 +1,7 @@
+import Dispatch
 @testable import Stampede
 import StampedeTestSupport
+import Synchronization
 import Testing
 
 @Suite("Hot keys")
@@ -153,6 +155,26 @@ struct HotKeyTests {
         return calls.flatMap { Int($0) } ?? 0
     }
 
+    @Test("a caller on an actor gets its near-cache hits without leaving the actor")
+    func nearHitsStayOnTheCallersActor() async throws {
+        try await withSharedClient { client, _ async throws in
+            let namespace = uniquePrefix()
+            // Filled before the near cache subscribes, so that the fill's message cannot
+            // drop the entry the first read keeps.
+            _ = try await fetch(StampedeCache(client: client, configuration: .init(namespace: namespace)), "k") { "v" }
+            let cache = nearCache(client, namespace: namespace)
+            try await cache.prepare()
+            let caller = CountingActor()
+            #expect(try await caller.values(of: "k", from: cache, count: 1) == ["v"])  // read from Redis, kept near
+            let before = caller.executor.jobs
+            #expect(try await caller.values(of: "k", from: cache, count: 100).allSatisfy { $0 == "v" })
+            // One job to enter the actor; a lookup that went to the global executor would
+            // come back through the actor's executor once per call.
+            #expect(caller.executor.jobs - before <= 2, "\(caller.executor.jobs - before) jobs for 100 near hits")
+            await cache.shutdown()
+        }
+    }
+
     @Test func theNearCacheServesWithoutRedisUntilAFillElsewhereDropsIt() async throws {
         try await withSharedClient { client, server async throws in
             let namespace = uniquePrefix()
@@ -226,5 +248,30 @@ struct HotKeyTests {
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
             await cache.shutdown()
         }
+    }
+}
+
+/// A serial executor that counts the jobs it is given.
+final class CountingExecutor: SerialExecutor {
+    private let queue = DispatchQueue(label: "counting-executor")
+    private let count = Atomic(0)
+    var jobs: Int { count.load(ordering: .relaxed) }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        count.add(1, ordering: .relaxed)
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+    }
+}
+
+/// An actor on a ``CountingExecutor``: how often its work came back to it.
+actor CountingActor {
+    nonisolated let executor = CountingExecutor()
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    func values(of key: String, from cache: StampedeCache, count: Int) async throws -> [String] {
+        var values: [String] = []
+        for _ in 0..<count { values.append(try await cache.value(for: key) { "v" }) }
+        return values
     }
 }

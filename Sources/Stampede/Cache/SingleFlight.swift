@@ -66,9 +66,9 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
     /// As ``run(key:quickly:operation:)``, with the operation built only when it is needed:
     /// callers that join, and first callers whose quick try succeeds, allocate no closure
     /// for it.
-    func run(
+    nonisolated(nonsending) func run(
         key: Key,
-        quickly: () async -> Value?,
+        quickly: nonisolated(nonsending) () async -> Value?,
         makeOperation: () -> @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
         // Every caller gets its waiter id here; the first uses it only if its quick try fails.

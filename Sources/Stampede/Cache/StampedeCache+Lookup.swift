@@ -93,7 +93,7 @@ extension StampedeCache {
 
     /// The quick first try of a lookup, run in the first caller's own task: the value when
     /// it is plainly fresh, else `nil` (then ``lookup(_:policy:load:)`` decides).
-    func freshLookup(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> Lookup? {
+    nonisolated(nonsending) func freshLookup(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> Lookup? {
         // Watched only when a near cache must know that nothing changed during the read.
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
@@ -109,7 +109,7 @@ extension StampedeCache {
     /// hit carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
     /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
     /// time for the clock's error) or Redis failed: the lease-get script then decides.
-    private func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
+    private nonisolated(nonsending) func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
         let read = StoredEntry.readCommand(entryKey)
         let fields: [RedisValue]
         let now: Int

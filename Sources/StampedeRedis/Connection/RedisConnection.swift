@@ -73,7 +73,7 @@ final class RedisConnection: Sendable {
     var commandsAccepted: Int { state.withLock { $0.commandsAccepted } }
 
     /// Sends a command and waits for its reply.
-    func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
+    nonisolated(nonsending) func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         // Unsafe rather than checked: the checked kind allocates per call, and every path
         // below resumes exactly once (a reply, a failure, a timeout or the channel closing).
         try await withUnsafeThrowingContinuation { continuation in
@@ -83,7 +83,7 @@ final class RedisConnection: Sendable {
 
     /// Sends commands back to back (they go out in one write) and returns every reply or
     /// error, in order.
-    func pipeline(_ commands: [[RedisArgument]]) async -> [Result<RedisValue, RedisError>] {
+    nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]]) async -> [Result<RedisValue, RedisError>] {
         await withUnsafeContinuation { continuation in
             let batch = BatchReplies(count: commands.count, continuation: continuation)
             for (index, command) in commands.enumerated() { submit(command, to: .batch(batch, index: index)) }
