@@ -94,35 +94,45 @@ final class RESPParser {
 /// every value goes into the innermost array still open, and an array closes once it has
 /// all its elements.
 final class ReplyBuilder {
-    private var open: [(elements: [RedisValue], count: Int)] = []
-    private var reply: RedisValue?
+    private struct State {
+        var open: [(elements: [RedisValue], count: Int)] = []
+        var reply: RedisValue?
+
+        mutating func openArray(count: Int) {
+            guard count > 0 else {
+                add(.array([]))
+                return
+            }
+            var elements: [RedisValue] = []
+            // Bounded: the count is the server's word, and the elements may never come.
+            elements.reserveCapacity(min(count, 1_024))
+            open.append((elements, count))
+        }
+
+        mutating func add(_ value: RedisValue) {
+            var value = value
+            while !open.isEmpty {
+                let last = open.count - 1
+                open[last].elements.append(value)
+                guard open[last].elements.count == open[last].count else { return }
+                value = .array(open.removeLast().elements)
+            }
+            reply = value
+        }
+    }
+
+    /// One stored property, changed by one call each time: a class's stored properties are
+    /// checked for exclusive access at run time, once per access.
+    private var state = State()
 
     /// An array of `count` elements starts; they are the values reported next.
-    func openArray(count: Int) {
-        guard count > 0 else {
-            add(.array([]))
-            return
-        }
-        var elements: [RedisValue] = []
-        // Bounded: the count is the server's word, and the elements may never come.
-        elements.reserveCapacity(min(count, 1_024))
-        open.append((elements, count))
-    }
+    func openArray(count: Int) { state.openArray(count: count) }
 
-    func add(_ value: RedisValue) {
-        var value = value
-        while !open.isEmpty {
-            let last = open.count - 1
-            open[last].elements.append(value)
-            guard open[last].elements.count == open[last].count else { return }
-            value = .array(open.removeLast().elements)
-        }
-        reply = value
-    }
+    func add(_ value: RedisValue) { state.add(value) }
 
     /// The reply just completed.
     func takeReply() -> RedisValue? {
-        defer { reply = nil }
-        return reply
+        defer { state.reply = nil }
+        return state.reply
     }
 }
