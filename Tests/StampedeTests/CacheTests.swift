@@ -1,6 +1,6 @@
 import Foundation
 import MetricsTestKit
-@testable import Stampede
+@_spi(Benchmarks) @testable import Stampede
 import StampedeTestSupport
 import Synchronization
 import Testing
@@ -269,22 +269,48 @@ struct CacheTests {
         }
     }
 
-    @Test("an entry of format 1 (separate fields) is served, marked stale by expire, and rewritten by the next fill")
+    /// Writes `key` as builds before format 2 did (separate fields), fresh for `freshFor` ms
+    /// and kept for `keptFor` ms from now by Redis's clock.
+    func writeFormatOne(_ client: RedisClient, _ cache: StampedeCache, _ key: String, value: String, freshFor: Int, keptFor: Int) async throws {
+        let time = try await client.send("TIME").array!
+        let now = time[0].int! * 1000 + time[1].int! / 1000
+        try await client.send("HSET", RedisArgument("{\(cache.configuration.namespace):\(key)}"), "ver", "1", "v", RedisArgument("\"\(value)\""),
+                              "f", "1", "fu", RedisArgument(now + freshFor), "su", RedisArgument(now + keptFor), "d", "5", "n", "0")
+    }
+
+    @Test("an entry of format 1 (separate fields) is served, rewritten in format 2 as it is read, and marked stale by expire")
     func readsEntriesOfTheEarlierFormat() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client, CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil))
             let entry = RedisArgument("{\(cache.configuration.namespace):k}")
-            let time = try await client.send("TIME").array!
-            let now = time[0].int! * 1000 + time[1].int! / 1000
-            try await client.send("HSET", entry, "ver", "1", "v", "\"old\"", "f", "1", "fu", RedisArgument(now + 60_000),
-                                  "su", RedisArgument(now + 60_000), "d", "5", "n", "0")
+            try await writeFormatOne(client, cache, "k", value: "old", freshFor: 60_000, keptFor: 60_000)
             let origin = FakeOrigin()
             #expect(try await fetch(cache, "k") { try await origin.load() } == "old")
             #expect(origin.calls == 0, "served, not reloaded")
-            try await cache.expire("k")
-            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            let fields = try await client.send("HMGET", entry, "m", "ver", "fu", "v").array!
+            #expect(fields[0].string?.hasPrefix("2:") == true && fields[0].string?.hasSuffix(":5:0") == true, "rewritten in format 2")
+            #expect(fields[1] == .null && fields[2] == .null && fields[3].string == "\"old\"")
+            #expect(StoredEntry(hashFields: try await client.send("HMGET", entry, "v", "m").array!) != nil, "readable by the hit path")
+            // A format-1 entry expired before any read is still marked stale.
+            try await writeFormatOne(client, cache, "e", value: "old", freshFor: 60_000, keptFor: 60_000)
+            try await cache.expire("e")
+            #expect(try await fetch(cache, "e") { try await origin.load() } == "v1")
             #expect(origin.calls == 1)
-            #expect(try await client.send("HGET", entry, "m").string?.hasPrefix("2:") == true, "rewritten in format 2")
+            #expect(try await client.send("HGET", RedisArgument("{\(cache.configuration.namespace):e}"), "m").string?.hasPrefix("2:") == true)
+        }
+    }
+
+    @Test("a stale entry of format 1 is served when the loader fails, and the failing origin is not retried at once")
+    func staleIfErrorOnAnEntryOfTheEarlierFormat() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, CachePolicy(timeToLive: .seconds(60), staleIfError: .seconds(30), earlyRefreshBeta: nil))
+            try await writeFormatOne(client, cache, "k", value: "old", freshFor: -1_000, keptFor: 60_000)
+            let value: String = try await cache.value(for: "k") { throw OriginDown() }
+            #expect(value == "old")
+            // Served as fresh for the retry delay (1 s by default), as a format-2 entry is.
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { _ = try await origin.load(); throw OriginDown() } == "old")
+            #expect(origin.calls == 0)
         }
     }
 

@@ -7,8 +7,8 @@ import StampedeRedis
 /// `m`, the metadata packed in one field so that a hit reads two fields, not six:
 /// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
 /// by Redis's clock; negative "1" or "0"). It expires at stale-until. Entries of format 1
-/// (fields `ver` = "1", `fu`, `su`, `d`, `n`) are still read by the lease-get script and
-/// marked stale by `expire`; the hit path reads format 2 only. Keys: KEYS[1] entry,
+/// (fields `ver` = "1", `fu`, `su`, `d`, `n`) are still read by the lease-get script, which
+/// rewrites them in format 2, and marked stale by `expire`; the hit path reads format 2 only. Keys: KEYS[1] entry,
 /// KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
 ///
 /// The fence expires too (a day after its last use, or after its entry), so that keys that
@@ -51,11 +51,17 @@ enum CacheScripts {
           local h = redis.call('HMGET', KEYS[1], 'v', 'f', 'm')
           local fu, su, d, n = string.match(h[3] or '', '^2:(%d+):(%d+):(%d+):([01])$')
           if not fu then
-            -- Format 1 (separate fields), as earlier builds wrote it: served until its next
-            -- fill writes format 2, so that an upgrade does not empty the cache.
+            -- Format 1 (separate fields), as earlier builds wrote it: served, and rewritten
+            -- in format 2 here, so that an upgrade does not empty the cache and the entry
+            -- takes the hit path (and stale-if-error's retry) from now on.
             local old = redis.call('HMGET', KEYS[1], 'ver', 'fu', 'su', 'd', 'n')
-            if old[1] == '1' and tonumber(old[2]) and tonumber(old[3]) then
-              fu, su, d, n = old[2], old[3], old[4] or '0', old[5] or '0'
+            local meta = string.format('2:%s:%s:%s:%s', old[2] or '', old[3] or '', old[4] or '0', old[5] or '0')
+            if old[1] == '1' and h[1] then
+              fu, su, d, n = string.match(meta, '^2:(%d+):(%d+):(%d+):([01])$')
+              if fu then
+                redis.call('HSET', KEYS[1], 'm', meta)
+                redis.call('HDEL', KEYS[1], 'ver', 'fu', 'su', 'd', 'n')
+              end
             end
           end
           if h[1] and fu then
