@@ -54,12 +54,13 @@ public final class RedisClient: Sendable {
 
     /// Sends one command and returns its reply.
     ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): the command is queued there,
+    /// with no hop to the global executor and back.
+    ///
     /// - Parameter arguments: the command name and its arguments, each binary-safe.
     /// - Returns: the reply; an error reply is thrown instead.
     /// - Throws: ``RedisError``: ``RedisError/Code/serverError`` with the server's text,
     ///   ``RedisError/Code/timeout``, ``RedisError/Code/connectionLost``, or the connect error.
-    /// Runs on the caller's executor (`nonisolated(nonsending)`): the command is queued there,
-    /// with no hop to the global executor and back.
     @discardableResult
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }

@@ -55,6 +55,40 @@ struct ParserTests {
         #expect(try parser.next() == nil)
     }
 
+    @Test("element counts that hiredis's C int cuts are a protocol error, not a hang or a crash", arguments: [
+        "*-2\r\n",                     // negative, not the null array
+        "*2147483648\r\n:1\r\n",       // 2^31: negative as an int
+        "*4294967296\r\n:1\r\n",       // 2^32: zero as an int, yet hiredis reads elements
+        "*-2147483649\r\n+OK\r\n",     // wraps to 2^31 - 1 as an int, yet hiredis reads none
+        "*1\r\n*4294967296\r\n:1\r\n", // the same, nested
+    ])
+    func outOfRangeCountsAreAProtocolError(wire: String) throws {
+        let parser = RESPParser()
+        var error: RedisError?
+        do {
+            try parser.feed(ByteBuffer(string: wire))
+            while try parser.next() != nil {}
+        } catch let caught {
+            error = caught
+        }
+        // hiredis builds with the fix for CVE-2021-32765 (Debian's 0.14.1-2 on) refuse these
+        // counts themselves; without it, the builder's checks stop the reader.
+        #expect(error?.code == .protocolError, "\(String(describing: error))")
+        #expect(["invalid RESP from server: an array whose element count is out of range",
+                 "invalid RESP from server: Multi-bulk length out of range"].contains(error?.message ?? ""))
+    }
+
+    @Test func arraysNestedDeeperThanHiredisReadsAreAProtocolError() throws {
+        let parser = RESPParser()
+        try parser.feed(ByteBuffer(string: String(repeating: "*1\r\n", count: 9) + ":1\r\n"))
+        #expect(throws: RedisError.self) { _ = try parser.next() }
+        let seven = RESPParser()
+        try seven.feed(ByteBuffer(string: String(repeating: "*1\r\n", count: 7) + ":1\r\n"))
+        var value = RedisValue.integer(1)
+        for _ in 0..<7 { value = .array([value]) }
+        #expect(try seven.next() == value)
+    }
+
     @Test func bytesThatAreNotRESPThrow() throws {
         let parser = RESPParser()
         try? parser.feed(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\n"))

@@ -303,11 +303,12 @@ struct CacheTests {
     @Test("a stale entry of format 1 is served when the loader fails, and the failing origin is not retried at once")
     func staleIfErrorOnAnEntryOfTheEarlierFormat() async throws {
         try await withSharedClient { client, _ async throws in
-            let cache = cache(client, CachePolicy(timeToLive: .seconds(60), staleIfError: .seconds(30), earlyRefreshBeta: nil))
+            let cache = cache(client, CachePolicy(
+                timeToLive: .seconds(60), staleIfError: .seconds(30), retryAfterError: .seconds(30), earlyRefreshBeta: nil))
             try await writeFormatOne(client, cache, "k", value: "old", freshFor: -1_000, keptFor: 60_000)
             let value: String = try await cache.value(for: "k") { throw OriginDown() }
             #expect(value == "old")
-            // Served as fresh for the retry delay (1 s by default), as a format-2 entry is.
+            // Served as fresh for the retry delay, as a format-2 entry is.
             let origin = FakeOrigin()
             #expect(try await fetch(cache, "k") { _ = try await origin.load(); throw OriginDown() } == "old")
             #expect(origin.calls == 0)

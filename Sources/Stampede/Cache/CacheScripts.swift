@@ -8,8 +8,8 @@ import StampedeRedis
 /// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
 /// by Redis's clock; negative "1" or "0"). It expires at stale-until. Entries of format 1
 /// (fields `ver` = "1", `fu`, `su`, `d`, `n`) are still read by the lease-get script, which
-/// rewrites them in format 2, and marked stale by `expire`; the hit path reads format 2 only. Keys: KEYS[1] entry,
-/// KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
+/// rewrites them in format 2, and marked stale by `expire`; the hit path reads format 2
+/// only. Keys: KEYS[1] entry, KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
 ///
 /// The fence expires too (a day after its last use, or after its entry), so that keys that
 /// are never asked for again leave nothing behind. A fence created anew starts at Redis's

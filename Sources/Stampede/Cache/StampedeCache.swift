@@ -143,8 +143,8 @@ public final class StampedeCache: Sendable {
     /// value"; that answer is cached too, for ``CachePolicy/negativeTimeToLive``, so that a
     /// key that does not exist is not asked of the origin again and again.
     ///
-    /// It runs on the caller's executor: called from an actor, a near-cache hit returns
-    /// without leaving it. `load` runs apart, on the global executor.
+    /// It runs on the caller's executor, decoding included: called from an actor, a
+    /// near-cache hit returns without leaving it. `load` runs apart, on the global executor.
     ///
     /// - Parameters:
     ///   - key: the cache key, 1 to ``maximumKeyLength`` bytes.

@@ -52,6 +52,7 @@ enum OneOrAll<Value: CaseIterable & RawRepresentable<String>>: ExpressibleByArgu
     }
 
     static var allValueStrings: [String] { Value.allCases.map(\.rawValue) + ["all"] }
+    static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
 }
 
 /// How a storm's lookups (or, in the lock scenario, its critical sections) are protected,

@@ -13,12 +13,20 @@ extension StormCallers {
         let expiry = RedisArgument(StormKeys.expiryMilliseconds(durationMs: Int(duration.inMilliseconds), loadMs: Int(load.inMilliseconds)))
         repeat {
             let asked = clock.now
-            // Counted as they go out, so that a section cut short by an error is counted too.
+            // Counted one by one, so that a section cut short by an error is counted too: those
+            // Redis answered (an error reply included). One that failed in the client (no
+            // connection, a timeout) is not counted, though a timed-out one may have run.
             let bookkeeping = SharedCount()
             defer { report.bookkeepingCommands += bookkeeping.value }
             let send: @Sendable (RedisArgument...) async throws -> RedisValue = { arguments in
-                bookkeeping.add()
-                return try await client.send(arguments)
+                do {
+                    let reply = try await client.send(arguments)
+                    bookkeeping.add()
+                    return reply
+                } catch let error as RedisError where error.code == .serverError {
+                    bookkeeping.add()
+                    throw error
+                }
             }
             do {
                 let (waited, handoff, violated) = try await withCriticalSection(until: end) {
