@@ -111,6 +111,11 @@ struct StormPartsTests {
                              workers: [fast], originCalls: 0, redisCommands: 0)
         #expect(lock.keys == 1 && lock.violations == 0 && lock.handoffMs != nil)
         #expect(lock.jsonLine.contains("\"handoff_ms\"") && !miss.jsonLine.contains("\"handoff_ms\""))
+        var instant = parameters
+        instant.loadMs = 0
+        let noWait = RunReport(parameters: instant, scenario: .miss, strategy: .naive, repeat: 1,
+                               workers: [fast, slow], originCalls: 6, redisCommands: 12)
+        #expect(noWait.blocked == 0, "an origin that takes no time blocks nobody")
     }
 
     @Test("with --repeat, a table's figures are each strategy's medians over its runs")

@@ -75,7 +75,8 @@ struct RunReport: Encodable, Sendable {
             p50: ms(latency.milliseconds(atQuantile: 0.5)), p90: ms(latency.milliseconds(atQuantile: 0.9)),
             p99: ms(latency.milliseconds(atQuantile: 0.99)), max: ms(latency.milliseconds(atQuantile: 1)))
         addedLatencyMsP99 = scenario == .miss ? ms(max(0, latencyMs.p99 - Double(loadMs))) : latencyMs.p99
-        blocked = latency.count(above: Double(loadMs) / 2)
+        // Waiting on the origin: with an origin that takes no time, nobody is.
+        blocked = loadMs > 0 ? latency.count(above: Double(loadMs) / 2) : 0
         staleServed = total.staleServed
         errors = total.errors
         timeouts = total.timeouts
