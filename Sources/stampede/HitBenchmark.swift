@@ -31,6 +31,8 @@ struct HitBenchmark: AsyncParsableCommand {
     var connections: Int = 1
     @Option(parsing: .upToNextOption, help: "Storms to run (redis-benchmark always runs). Default: all.")
     var storms: [Storm] = Storm.allCases
+    @Option(help: "Rounds: redis-benchmark and the chosen storms run this many times in turn; the table shows medians, and the range of each ratio to the same round's redis-benchmark.")
+    var rounds: Int = 1
 
     enum Storm: String, CaseIterable, ExpressibleByArgument {
         case get, hmget, many, hot, hotNear = "hot-near", near
@@ -42,6 +44,7 @@ struct HitBenchmark: AsyncParsableCommand {
         guard (1...600).contains(duration) else { throw ValidationError("--duration must be within 1...600") }
         guard (1...1_048_576).contains(valueSize) else { throw ValidationError("--value-size must be within 1...1048576") }
         guard (1...64).contains(connections) else { throw ValidationError("--connections must be within 1...64") }
+        guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be within 1...100") }
     }
 
     func run() async throws {
@@ -82,92 +85,101 @@ struct HitBenchmark: AsyncParsableCommand {
             let benchmark = try RedisBenchmark(configuration: server.configuration)
             let pipeline = tasks / 16
             let chosen = Set(storms)
-            var rows: [(name: String, rate: Double, cpu: Double?)] = []
-
-            print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
-            let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
-            rows.append(("redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight)", redisRate, nil))
-
+            // The client's own keys, for its GET storm: plain strings beside the entries.
+            let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
             if chosen.contains(.get) {
-                // The client alone, the same tasks: what a cache hit costs beyond its own read.
-                print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
-                let asideKeys = (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") }
                 for batch in stride(from: 0, to: keyCount, by: 1_000) {
                     _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value), "PX", "3600000"] })
                 }
-                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
-                    _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
-                }
-                rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
             }
-            if chosen.contains(.hmget) {
-                print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
-                    _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+            var results = RoundResults()
+            for round in 1...rounds {
+                if rounds > 1 { print("Round \(round) of \(rounds)") }
+                var rows: [(name: String, rate: Double, cpu: Double?)] = []
+
+                print("redis-benchmark -t get -c 16 -P \(pipeline) ...")
+                let redisRate = try benchmark.getsPerSecond(clients: 16, pipeline: pipeline, requests: 1_000_000)
+                rows.append(("redis-benchmark -t get -c 16 -P \(pipeline) (\(tasks) in flight)", redisRate, nil))
+
+                if chosen.contains(.get) {
+                    // The client alone, the same tasks: what a cache hit costs beyond its own read.
+                    print("Client GET: \(tasks) tasks, random keys, \(duration) s ...")
+                    let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
+                        _ = try await client.send("GET", asideKeys[Int(random.next() % UInt64(keyCount))])
+                    }
+                    rows.append(("client.send GET, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
                 }
-                rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
-            }
-            if chosen.contains(.many) {
-                print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
-                    _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+                if chosen.contains(.hmget) {
+                    print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
+                    let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
+                        _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+                    }
+                    rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
                 }
-                rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
-            }
-            if chosen.contains(.hot) {
-                print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
-                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
-                    _ = try await cache.value(for: "k0") { value }
+                if chosen.contains(.many) {
+                    print("Many keys: \(tasks) tasks, random keys, \(duration) s ...")
+                    let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
+                        _ = try await cache.value(for: "k\(random.next() % UInt64(keyCount))") { value }
+                    }
+                    rows.append(("cache.value, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
                 }
-                rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
-            }
-            if chosen.contains(.hotNear) {
-                print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
-                _ = try await near.value(for: "k0") { value }
-                let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
+                if chosen.contains(.hot) {
+                    print("Hot key: \(tasks) tasks, one key, \(duration) s ...")
+                    let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
+                        _ = try await cache.value(for: "k0") { value }
+                    }
+                    rows.append(("cache.value, one hot key, \(tasks) tasks", storm.rate, storm.cpu))
+                }
+                if chosen.contains(.hotNear) {
+                    print("Hot key with the near cache: \(tasks) tasks, one key, \(duration) s ...")
                     _ = try await near.value(for: "k0") { value }
+                    let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { _ in
+                        _ = try await near.value(for: "k0") { value }
+                    }
+                    rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
                 }
-                rows.append(("cache.value, one hot key, \(tasks) tasks, near cache", storm.rate, storm.cpu))
-            }
-            var nearSummary: String?
-            if chosen.contains(.near) {
-                print("Near cache: one task, one key, \(duration) s ...")
-                _ = try await near.value(for: "k0") { value }
-                _ = try await near.value(for: "k0") { value }
-                var batchNanoseconds: [Double] = []
-                let batch = 1_000
-                let clock = ContinuousClock()
-                let end = clock.now + .seconds(duration)
-                let cpuBefore = ProcessCPU.seconds()
-                var nearHits = 0
-                while clock.now < end {
-                    let start = clock.now
-                    for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
-                    batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
-                    nearHits += batch
+                if chosen.contains(.near) {
+                    print("Near cache: one task, one key, \(duration) s ...")
+                    let (rate, cpu, p50) = try await nearHits(near, value: value)
+                    rows.append(("near cache hit, one task", rate, cpu))
+                    results.nearP50s.append(p50)
                 }
-                let cpu = (ProcessCPU.seconds() - cpuBefore) / Double(nearHits)
-                batchNanoseconds.sort()
-                let nearP50 = batchNanoseconds[batchNanoseconds.count / 2]
-                let nearRate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
-                rows.append(("near cache hit, one task", nearRate, cpu))
-                nearSummary = String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of %d), %d hits per second on one core.",
-                                     nearP50, batch, Int(nearRate))
+                for row in rows { results.record(row.name, rate: row.rate, against: redisRate, cpu: row.cpu) }
             }
 
             print("")
-            print("| storm | per second | against redis-benchmark | process CPU per call |")
-            print("|---|---:|---:|---:|")
-            for row in rows {
-                let cpu = row.cpu.map { String(format: "%.2f us", $0 * 1e6) } ?? "(other process)"
-                print(String(format: "| %@ | %d | %.2fx | %@ |", row.name, Int(row.rate), row.rate / redisRate, cpu))
+            print(results.table(rounds: rounds))
+            if !results.nearP50s.isEmpty, let nearRate = results.rates(of: "near cache hit, one task") {
+                print(String(format: "Near-cache hit: p50 %.0f ns per hit (medians of batches of 1000%@), %d hits per second on one core.",
+                             median(results.nearP50s), rounds > 1 ? " and of \(rounds) rounds" : "", Int(median(nearRate))))
             }
-            if let nearSummary { print(nearSummary) }
         } catch {
             await cleanUp()
             throw error
         }
         await cleanUp()
+    }
+
+    /// One task asks the near cache for one key, in batches of 1,000, for the storm's duration:
+    /// hits per second, CPU seconds per hit, and the median nanoseconds per hit of a batch.
+    private func nearHits(_ near: StampedeCache, value: [UInt8]) async throws -> (rate: Double, cpu: Double, p50: Double) {
+        _ = try await near.value(for: "k0") { value }
+        _ = try await near.value(for: "k0") { value }
+        var batchNanoseconds: [Double] = []
+        let batch = 1_000
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(duration)
+        let cpuBefore = ProcessCPU.seconds()
+        var hits = 0
+        while clock.now < end {
+            let start = clock.now
+            for _ in 0..<batch { _ = try await near.value(for: "k0") { value } }
+            batchNanoseconds.append((clock.now - start).inSeconds * 1e9 / Double(batch))
+            hits += batch
+        }
+        let cpu = (ProcessCPU.seconds() - cpuBefore) / Double(hits)
+        let rate = 1e9 / (batchNanoseconds.reduce(0, +) / Double(batchNanoseconds.count))
+        return (rate, cpu, median(batchNanoseconds))
     }
 
     /// `tasks` tasks (on `executor` when given) run `body` back to back for `seconds`; returns
@@ -196,5 +208,38 @@ struct HitBenchmark: AsyncParsableCommand {
         }
         let cpu = ProcessCPU.seconds() - cpuBefore
         return (Double(calls) / (clock.now - start).inSeconds, cpu / Double(max(calls, 1)))
+    }
+}
+
+/// Each row's figures over the rounds of a `hit-benchmark`, in the order the rows came.
+struct RoundResults {
+    private var order: [String] = []
+    private var figures: [String: [(rate: Double, ratio: Double, cpu: Double?)]] = [:]
+    var nearP50s: [Double] = []
+
+    /// One round's figure for a row, with the ratio to that round's redis-benchmark.
+    mutating func record(_ name: String, rate: Double, against redisRate: Double, cpu: Double?) {
+        if figures[name] == nil { order.append(name) }
+        figures[name, default: []].append((rate, rate / redisRate, cpu))
+    }
+
+    func rates(of name: String) -> [Double]? { figures[name]?.map(\.rate) }
+
+    /// The Markdown table: medians, and the range of each ratio that varied over the rounds.
+    func table(rounds: Int) -> String {
+        var lines = [
+            "| storm | per second\(rounds > 1 ? " (median)" : "") | against redis-benchmark | process CPU per call |",
+            "|---|---:|---:|---:|",
+        ]
+        for name in order {
+            let runs = figures[name]!
+            let ratios = runs.map(\.ratio)
+            var against = String(format: "%.2fx", median(ratios))
+            if ratios.min()! != ratios.max()! { against += String(format: " (%.2f-%.2f)", ratios.min()!, ratios.max()!) }
+            let cpus = runs.compactMap(\.cpu)
+            let cpu = cpus.isEmpty ? "(other process)" : String(format: "%.2f us", median(cpus) * 1e6)
+            lines.append("| \(name) | \(Int(median(runs.map(\.rate)))) | \(against) | \(cpu) |")
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -17,6 +17,11 @@ public final class WorkerProcess: Sendable {
     /// Output split into lines as it arrives.
     private final class LineBuffer: Sendable {
         private let state = Mutex<(complete: [String], partial: String)>(([], ""))
+        private let ended = Atomic(false)
+
+        /// The pipe reached its end: every line the process wrote is here.
+        var isEnded: Bool { ended.load(ordering: .acquiring) }
+        func end() { ended.store(true, ordering: .releasing) }
 
         func append(_ text: String) {
             state.withLock { state in
@@ -68,6 +73,7 @@ public final class WorkerProcess: Sendable {
                 let data = handle.availableData
                 if data.isEmpty {
                     handle.readabilityHandler = nil
+                    buffer.end()
                 } else {
                     buffer.append(String(decoding: data, as: UTF8.self))
                 }
@@ -107,13 +113,25 @@ public final class WorkerProcess: Sendable {
         return output.first(where: { $0.hasPrefix(prefix) })
     }
 
-    /// Waits for the process to exit; returns its status, or `nil` after `limit`.
+    /// Waits for the process to exit, and for its last output and error lines to be read
+    /// (the pipes are read apart, and may lag the exit); returns its status, or `nil` after
+    /// `limit`.
+    ///
+    /// The pipes' ends come when every copy of their write ends is closed. A process that
+    /// another test started at the same moment can hold a copy (it is inherited between pipe
+    /// creation and launch), so the wait for the ends is capped at a second: by then the
+    /// lines the exited process wrote have long been read.
     public func exitStatus(within limit: Duration = .seconds(60)) async -> Int32? {
         let deadline = ContinuousClock.now + limit
         while process.isRunning && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return process.isRunning ? nil : process.terminationStatus
+        if process.isRunning { return nil }
+        let drained = ContinuousClock.now + .seconds(1)
+        while !(lines.isEnded && errorLines.isEnded) && ContinuousClock.now < drained {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return process.terminationStatus
     }
 
     public var pid: pid_t { process.processIdentifier }

@@ -1,17 +1,19 @@
 import StampedeTestSupport
+@testable import stampede
 import Testing
 
 /// `stampede hit-benchmark` end to end: the real executable against a real Redis.
 @Suite("stampede hit-benchmark", .serialized)
 struct HitBenchmarkTests {
-    @Test("the chosen storms only, on the event loop, each with its CPU per call, against a user's Redis that is left empty")
+    @Test("the chosen storms only, on the event loop, in rounds, each with its CPU per call, against a user's Redis that is left empty")
     func chosenStorms() async throws {
         try await withPrivateServer { server in
             let run = try WorkerProcess([
                 "hit-benchmark", "--redis", server.url, "--keys", "50", "--tasks", "16", "--duration", "1",
-                "--storms", "many", "hot", "--connections", "2", "--on-event-loop",
+                "--storms", "many", "hot", "--connections", "2", "--on-event-loop", "--rounds", "2",
             ])
             #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
+            #expect(run.output.contains("Round 2 of 2"), "\(run.output)")
             let rows = run.output.filter { $0.hasPrefix("| ") && !$0.hasPrefix("| storm ") }
             #expect(rows.count == 3, "\(rows)")
             #expect(rows.first?.hasPrefix("| redis-benchmark -t get -c 16 -P 1 (16 in flight) |") == true, "\(rows)")
@@ -26,11 +28,32 @@ struct HitBenchmarkTests {
     @Test("bad flags: one line on standard error and the usage status", arguments: [
         (["--connections", "0"], "--connections must be within 1...64"),
         (["--storms", "flood"], "flood"),
+        (["--rounds", "0"], "--rounds must be within 1...100"),
     ])
     func badInput(arguments: [String], message: String) async throws {
         let run = try WorkerProcess(["hit-benchmark"] + arguments)
         #expect(await run.exitStatus() == 64)
         #expect(run.errorOutput.count == 1, "\(run.errorOutput)")
         #expect(run.errorOutput.first?.contains(message) == true, "\(run.errorOutput)")
+    }
+}
+
+@Suite("stampede hit-benchmark: rounds")
+struct HitBenchmarkRoundsTests {
+    @Test("over several rounds, each figure is the median, and each ratio is to its own round's redis-benchmark")
+    func mediansOverRounds() {
+        var results = RoundResults()
+        // Three rounds: redis-benchmark at 1000, 2000 and 4000 GET/s; the storm at 300, 300, 1000.
+        for (redis, storm, cpu) in [(1_000.0, 300.0, 3e-6), (2_000, 300, 1e-6), (4_000, 1_000, 2e-6)] {
+            results.record("redis-benchmark", rate: redis, against: redis, cpu: nil)
+            results.record("cache.value", rate: storm, against: redis, cpu: cpu)
+        }
+        let rows = results.table(rounds: 3).split(separator: "\n").map(String.init)
+        #expect(rows[0] == "| storm | per second (median) | against redis-benchmark | process CPU per call |")
+        #expect(rows[2] == "| redis-benchmark | 2000 | 1.00x | (other process) |")
+        // Ratios 0.30, 0.15 and 0.25: the median of the ratios, not the ratio of the medians
+        // (300 / 2000 = 0.15).
+        #expect(rows[3] == "| cache.value | 300 | 0.25x (0.15-0.30) | 2.00 us |")
+        #expect(results.rates(of: "cache.value") == [300, 300, 1_000])
     }
 }
