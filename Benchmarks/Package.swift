@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 // The benchmark suites live in their own package so that `swift build` and `swift test`
 // of the main package never compile them. Run with: swift package benchmark
 import PackageDescription
