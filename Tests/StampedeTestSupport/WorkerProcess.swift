@@ -119,8 +119,9 @@ public final class WorkerProcess: Sendable {
     ///
     /// The pipes' ends come when every copy of their write ends is closed. A process that
     /// another test started at the same moment can hold a copy (it is inherited between pipe
-    /// creation and launch), so the wait for the ends is capped at a second: by then the
-    /// lines the exited process wrote have long been read.
+    /// creation and launch), so the wait for the ends is capped at a second. The lines the
+    /// exited process wrote are then in the pipe and are read within milliseconds, on a
+    /// machine that is not starved for that long.
     public func exitStatus(within limit: Duration = .seconds(60)) async -> Int32? {
         let deadline = ContinuousClock.now + limit
         while process.isRunning && ContinuousClock.now < deadline {

@@ -15,8 +15,12 @@ struct HotKeyTests {
     /// Fills `key` through a cache without a near cache, before the near cache under test
     /// subscribes: the fill's message then cannot reach it after its first read and drop the
     /// entry that read keeps.
-    func fillBeforeSubscribing(_ client: RedisClient, namespace: String, _ key: String, _ value: String) async throws {
-        _ = try await fetch(StampedeCache(client: client, configuration: .init(namespace: namespace)), key) { value }
+    func fillBeforeSubscribing(
+        _ client: RedisClient, namespace: String, _ key: String, _ value: String, timeToLive: Duration = .seconds(60)
+    ) async throws {
+        let filler = StampedeCache(client: client, configuration: .init(
+            namespace: namespace, policy: .init(timeToLive: timeToLive, earlyRefreshBeta: nil)))
+        _ = try await fetch(filler, key) { value }
     }
 
     @Test func aThousandConcurrentReadsOfAFreshKeyShareOneRoundTrip() async throws {
@@ -244,11 +248,13 @@ struct HotKeyTests {
 
     @Test func theNearCacheNeverServesAValuePastItsFreshTime() async throws {
         try await withSharedClient { client, _ async throws in
-            let cache = nearCache(client, namespace: uniquePrefix(), timeToLive: .milliseconds(300))
+            let namespace = uniquePrefix()
+            try await fillBeforeSubscribing(client, namespace: namespace, "k", "v1", timeToLive: .milliseconds(300))
+            let cache = nearCache(client, namespace: namespace, timeToLive: .milliseconds(300))
             try await cache.prepare()
             let origin = FakeOrigin()
-            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")  // from Redis, kept near
+            #expect(cache.near?.count == 1)
             origin.set("v2")
             try await Task.sleep(for: .milliseconds(400))
             // Past its 300 ms fresh time: not from the near cache (which holds it for 30 s).

@@ -14,6 +14,7 @@ struct HitBenchmarkTests {
             ])
             #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
             #expect(run.output.contains("Round 2 of 2"), "\(run.output)")
+            #expect(run.output.contains("| storm | per second (median) | against redis-benchmark | process CPU per call |"))
             let rows = run.output.filter { $0.hasPrefix("| ") && !$0.hasPrefix("| storm ") }
             #expect(rows.count == 3, "\(rows)")
             #expect(rows.first?.hasPrefix("| redis-benchmark -t get -c 16 -P 1 (16 in flight) |") == true, "\(rows)")
@@ -55,5 +56,11 @@ struct HitBenchmarkRoundsTests {
         // (300 / 2000 = 0.15).
         #expect(rows[3] == "| cache.value | 300 | 0.25x (0.15-0.30) | 2.00 us |")
         #expect(results.rates(of: "cache.value") == [300, 300, 1_000])
+
+        // An even number of rounds: the mean of the middle two.
+        var two = RoundResults()
+        two.record("cache.value", rate: 100, against: 1_000, cpu: 1e-6)
+        two.record("cache.value", rate: 300, against: 1_000, cpu: 3e-6)
+        #expect(two.table(rounds: 2).hasSuffix("| cache.value | 200 | 0.20x (0.10-0.30) | 2.00 us |"))
     }
 }
