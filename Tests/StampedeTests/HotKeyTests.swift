@@ -248,13 +248,20 @@ struct HotKeyTests {
 
     @Test func theNearCacheNeverServesAValuePastItsFreshTime() async throws {
         try await withSharedClient { client, _ async throws in
-            let namespace = uniquePrefix()
-            try await fillBeforeSubscribing(client, namespace: namespace, "k", "v1", timeToLive: .milliseconds(300))
-            let cache = nearCache(client, namespace: namespace, timeToLive: .milliseconds(300))
-            try await cache.prepare()
-            let origin = FakeOrigin()
-            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")  // from Redis, kept near
-            #expect(cache.near?.count == 1)
+            // An entry fresh for 300 ms, kept near. A machine too loaded to read it within
+            // those 300 ms reloads it instead of keeping it: then again, on a new key.
+            var kept: (cache: StampedeCache, origin: FakeOrigin)?
+            for _ in 0..<10 where kept == nil {
+                let namespace = uniquePrefix()
+                try await fillBeforeSubscribing(client, namespace: namespace, "k", "v1", timeToLive: .milliseconds(300))
+                let cache = nearCache(client, namespace: namespace, timeToLive: .milliseconds(300))
+                try await cache.prepare()
+                let origin = FakeOrigin()
+                origin.set("reloaded")
+                let value = try await fetch(cache, "k") { try await origin.load() }
+                if value == "v1" && cache.near?.count == 1 { kept = (cache, origin) } else { await cache.shutdown() }
+            }
+            let (cache, origin) = try #require(kept, "no entry was read from Redis within its 300 ms fresh time in ten tries")
             origin.set("v2")
             try await Task.sleep(for: .milliseconds(400))
             // Past its 300 ms fresh time: not from the near cache (which holds it for 30 s).
