@@ -157,4 +157,38 @@ struct SingleFlightTests {
         #expect(fallback.value == 2 && !fallback.shared)
         #expect(flights.count == 0)
     }
+
+    @Test("forgotten during the quick try, with or without callers joined: everyone still gets the result, and nothing is left behind")
+    func forgetDuringTheQuickTry() async throws {
+        let flights = SingleFlight<String, Int>()
+        // A caller joined, then the key was forgotten, then the quick try answered.
+        let quick = Origin()
+        let first = Task { try await flights.run(key: "k", quickly: { await quick.load(1) }) { 99 } }
+        while quick.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let joiner = Task { try await flights.run(key: "k") { 98 } }
+        while flights.waiting(for: "k") == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        flights.forget("k")
+        #expect(flights.waiting(for: "k") == 0 && flights.count == 0)
+        quick.release()
+        #expect(try await first.value.value == 1)
+        let joined = try await joiner.value
+        #expect(joined.value == 1 && joined.shared)
+
+        // Nobody joined, the key was forgotten, and the quick try had no answer: the first
+        // caller waits for its operation off the map, while a new caller starts its own.
+        let slow = Origin()
+        let operation = Origin()
+        let second = Task { try await flights.run(key: "k", quickly: { await slow.load(0) == 0 ? nil : 0 }) { await operation.load(2) } }
+        while slow.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        flights.forget("k")
+        slow.release()
+        while operation.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let other = try await flights.run(key: "k", quickly: { 3 }) { 97 }
+        #expect(other.value == 3 && !other.shared, "a new flight, not the forgotten one")
+        operation.release()
+        let waited = try await second.value
+        #expect(waited.value == 2 && !waited.shared)
+        #expect(flights.count == 0)
+        #expect(flights.forgottenCount == 0, "the forgotten flights were handed their results and dropped")
+    }
 }

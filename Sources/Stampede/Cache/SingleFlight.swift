@@ -17,19 +17,49 @@ import Synchronization
 public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// One operation in flight and the callers waiting for it. Its fields are guarded by
     /// the SingleFlight's lock: one lock for the map and every flight makes a hit that
-    /// starts and ends a flight take it twice, and a flight costs one allocation.
+    /// starts and ends a flight take it twice.
     private final class Flight: @unchecked Sendable {
+        /// The id of the caller that started it, who ends it.
+        let leader: Int
         /// Set once, when the operation ends.
         var result: Result<Value, any Error>?
         /// By id, so that a cancelled caller leaves in O(1) under the lock every key shares.
         var waiters: [Int: UnsafeContinuation<Value, any Error>] = [:]
+
+        init(leader: Int) { self.leader = leader }
+    }
+
+    /// A key's entry in the map. A first caller whose quick try answers before anyone joins
+    /// (the common hit) needs no ``Flight``: it is made by the first caller to join, or by
+    /// the first caller itself when it must wait for the operation.
+    private enum Slot {
+        case leaderOnly(Int)
+        case flight(Flight)
     }
 
     private struct State {
         /// The operations in flight by key. Written when a flight starts, when it ends, and
         /// by ``forget(_:)``.
-        var flights: [Key: Flight] = [:]
+        var flights: [Key: Slot] = [:]
+        /// Flights that ``forget(_:)`` took off the map while callers waited on them, by
+        /// leader, so that the leader still finds them to hand over its result.
+        var forgotten: [Int: Flight] = [:]
         var nextWaiter = 0
+
+        /// Takes the flight that `leader` started off the map (or out of the forgotten ones):
+        /// `nil` when nobody joined it.
+        mutating func removeFlight(of leader: Int, key: Key) -> Flight? {
+            switch flights[key] {
+            case .leaderOnly(let id)? where id == leader:
+                flights[key] = nil
+                return nil
+            case .flight(let flight)? where flight.leader == leader:
+                flights[key] = nil
+                return flight
+            default:
+                return forgotten.removeValue(forKey: leader)
+            }
+        }
     }
 
     private let state = Mutex(State())
@@ -71,24 +101,50 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         quickly: nonisolated(nonsending) () async -> Value?,
         makeOperation: () -> @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
-        // Every caller gets its waiter id here; the first uses it only if its quick try fails.
-        let (flight, id, isNew) = state.withLock { state -> (Flight, Int, Bool) in
+        // Every caller gets its id here: a joiner waits under it, and the first caller leads
+        // under it (and waits under it too if its quick try fails).
+        let (joined, id) = state.withLock { state -> (Flight?, Int) in
             state.nextWaiter &+= 1
-            if let flight = state.flights[key] { return (flight, state.nextWaiter, false) }
-            let flight = Flight()
-            state.flights[key] = flight
-            return (flight, state.nextWaiter, true)
+            let id = state.nextWaiter
+            switch state.flights[key] {
+            case nil:
+                state.flights[key] = .leaderOnly(id)
+                return (nil, id)
+            case .leaderOnly(let leader)?:
+                let flight = Flight(leader: leader)
+                state.flights[key] = .flight(flight)
+                return (flight, id)
+            case .flight(let flight)?:
+                return (flight, id)
+            }
         }
-        guard isNew else { return (try await wait(for: flight, as: id), true) }
+        if let joined { return (try await wait(for: joined, as: id), true) }
         if let value = await quickly() {
-            end(flight, for: key, with: .success(value))
+            end(leader: id, key: key, with: .success(value))
             return (value, false)
+        }
+        // The first caller waits for the operation like a joiner: it needs the flight now.
+        let flight = state.withLock { state -> Flight in
+            switch state.flights[key] {
+            case .leaderOnly(let leader)? where leader == id:
+                let flight = Flight(leader: id)
+                state.flights[key] = .flight(flight)
+                return flight
+            case .flight(let flight)? where flight.leader == id:
+                return flight
+            default:
+                // Forgotten meanwhile: off the map, where the leader's end still finds it.
+                if let flight = state.forgotten[id] { return flight }
+                let flight = Flight(leader: id)
+                state.forgotten[id] = flight
+                return flight
+            }
         }
         let operation = makeOperation()
         Task {
             let result: Result<Value, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }
-            end(flight, for: key, with: result)
+            end(leader: id, key: key, with: result)
         }
         return (try await wait(for: flight, as: id), false)
     }
@@ -115,12 +171,12 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
 
     /// Frees the key before waking the callers, so that a caller acting on the result starts
     /// a new flight rather than joining this finished one.
-    private func end(_ flight: Flight, for key: Key, with result: Result<Value, any Error>) {
-        let waiters = state.withLock { state in
-            if state.flights[key] === flight { state.flights[key] = nil }
+    private func end(leader: Int, key: Key, with result: Result<Value, any Error>) {
+        let waiters = state.withLock { state -> [UnsafeContinuation<Value, any Error>] in
+            guard let flight = state.removeFlight(of: leader, key: key) else { return [] }
             flight.result = result
             defer { flight.waiters = [:] }
-            return flight.waiters.values
+            return Array(flight.waiters.values)
         }
         for waiter in waiters { waiter.resume(with: result) }
     }
@@ -129,14 +185,22 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
     /// example after an invalidation made its result stale). Callers already waiting still
     /// get the old operation's result.
     public func forget(_ key: Key) {
-        _ = state.withLock { $0.flights.removeValue(forKey: key) }
+        state.withLock { state in
+            if case .flight(let flight)? = state.flights.removeValue(forKey: key) { state.forgotten[flight.leader] = flight }
+        }
     }
 
     /// How many keys have an operation in flight.
     public var count: Int { state.withLock { $0.flights.count } }
 
+    /// How many flights were forgotten and have not ended yet (for tests).
+    var forgottenCount: Int { state.withLock { $0.forgotten.count } }
+
     /// How many callers wait for the operation in flight for `key` (for tests).
     func waiting(for key: Key) -> Int {
-        state.withLock { $0.flights[key]?.waiters.count ?? 0 }
+        state.withLock { state in
+            guard case .flight(let flight)? = state.flights[key] else { return 0 }
+            return flight.waiters.count
+        }
     }
 }
