@@ -65,14 +65,18 @@ struct ClientThroughput: AsyncParsableCommand {
             print("  round \(round)/\(rounds) done")
         }
         let medians = columns.mapValues { median($0) }
+        func against(_ name: String, _ reference: String) -> String {
+            String(format: "%.2fx", medians[name]! / medians[reference]!) + " of \(reference)"
+        }
+        let (one, many) = ("redis-benchmark -c 1 -P 1", "redis-benchmark -c 16 -P 16")
         let rows: [(String, Double, String)] = [
-            ("redis-benchmark -c 1 -P 1", medians["redis-benchmark -c 1 -P 1"]!, "1 in flight (C)"),
-            ("swift, 1 task", medians["swift, 1 task"]!, String(format: "%.2fx of redis-benchmark -c 1 -P 1", medians["swift, 1 task"]! / medians["redis-benchmark -c 1 -P 1"]!)),
-            ("swift, 1 task, on the event loop", medians["swift, 1 task, on the event loop"]!, String(format: "%.2fx of redis-benchmark -c 1 -P 1", medians["swift, 1 task, on the event loop"]! / medians["redis-benchmark -c 1 -P 1"]!)),
-            ("redis-benchmark -c 16 -P 16", medians["redis-benchmark -c 16 -P 16"]!, "256 in flight (C)"),
+            (one, medians[one]!, "1 in flight (C)"),
+            ("swift, 1 task", medians["swift, 1 task"]!, against("swift, 1 task", one)),
+            ("swift, 1 task, on the event loop", medians["swift, 1 task, on the event loop"]!, against("swift, 1 task, on the event loop", one)),
+            (many, medians[many]!, "256 in flight (C)"),
             ("swift, 16 tasks", medians["swift, 16 tasks"]!, "16 in flight"),
-            ("swift, 256 tasks", medians["swift, 256 tasks"]!, String(format: "%.2fx of redis-benchmark -c 16 -P 16", medians["swift, 256 tasks"]! / medians["redis-benchmark -c 16 -P 16"]!)),
-            ("swift, 256 tasks, on the event loop", medians["swift, 256 tasks, on the event loop"]!, String(format: "%.2fx of redis-benchmark -c 16 -P 16", medians["swift, 256 tasks, on the event loop"]! / medians["redis-benchmark -c 16 -P 16"]!)),
+            ("swift, 256 tasks", medians["swift, 256 tasks"]!, against("swift, 256 tasks", many)),
+            ("swift, 256 tasks, on the event loop", medians["swift, 256 tasks, on the event loop"]!, against("swift, 256 tasks, on the event loop", many)),
         ]
         print("")
         print("| client | GET/s (median) | note |")
