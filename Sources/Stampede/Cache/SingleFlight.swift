@@ -172,11 +172,11 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
     /// Frees the key before waking the callers, so that a caller acting on the result starts
     /// a new flight rather than joining this finished one.
     private func end(leader: Int, key: Key, with result: Result<Value, any Error>) {
-        let waiters = state.withLock { state -> [UnsafeContinuation<Value, any Error>] in
-            guard let flight = state.removeFlight(of: leader, key: key) else { return [] }
+        let waiters = state.withLock { state -> Dictionary<Int, UnsafeContinuation<Value, any Error>>.Values in
+            guard let flight = state.removeFlight(of: leader, key: key) else { return [:].values }
             flight.result = result
             defer { flight.waiters = [:] }
-            return Array(flight.waiters.values)
+            return flight.waiters.values
         }
         for waiter in waiters { waiter.resume(with: result) }
     }
