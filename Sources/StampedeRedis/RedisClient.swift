@@ -64,8 +64,7 @@ public final class RedisClient: Sendable {
     @discardableResult
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
-        let index = connections.count == 1 ? 0 : nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
-        return try await connections[index].send(arguments)
+        return try await connection().send(arguments)
     }
 
     /// Sends several commands back to back on one connection, without waiting for each reply
@@ -75,14 +74,18 @@ public final class RedisClient: Sendable {
         guard !commands.isEmpty, commands.allSatisfy({ !$0.isEmpty }) else {
             throw RedisError(.invalidArgument, "a pipeline needs at least one command, each with its name")
         }
-        let index = connections.count == 1 ? 0 : nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count
-        return await connections[index].pipeline(commands)
+        return await connection().pipeline(commands)
     }
 
     /// Sends one command and returns its reply. See ``send(_:)-([RedisArgument])``.
     @discardableResult
     nonisolated(nonsending) public func send(_ arguments: RedisArgument...) async throws -> RedisValue {
         try await send(arguments)
+    }
+
+    /// The connection for the next command, in turn.
+    func connection() -> RedisConnection {
+        connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
     }
 
     /// How many commands this client has sent so far, on every connection including pub/sub

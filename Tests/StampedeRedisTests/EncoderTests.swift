@@ -52,4 +52,56 @@ struct EncoderTests {
         RESPEncoder.encode(["GET", "a"], into: &buffer)
         #expect(String(buffer: buffer) == "*1\r\n$4\r\nTIME\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
     }
+
+    /// A command that writes its arguments: a binary one, then one joined from parts.
+    struct Joined: RedisCommand {
+        let name: RedisArgument
+        let binary: [UInt8]
+        let parts: (String, Substring, String)
+
+        func write(to writer: inout RedisArgumentWriter) {
+            writer.append(name)
+            writer.append(RedisArgument(bytes: binary))
+            writer.append(concatenating: parts.0, String(parts.1), parts.2)
+            writer.append(concatenating: "")
+        }
+    }
+
+    @Test("a command that writes its own arguments is encoded as the same arguments in an array")
+    func writtenCommands() {
+        let long = String(repeating: "x", count: 100_000)
+        let cases = [
+            Joined(name: "SET", binary: [0, 13, 10, 255], parts: ("{ns:", "k\u{e9}y"[...], "}")),
+            Joined(name: "SET", binary: [], parts: ("", ""[...], "")),
+            Joined(name: "SET", binary: Array(repeating: 7, count: 10), parts: (long, long.dropFirst(1), long)),
+        ]
+        for command in cases {
+            let joined = command.parts.0 + String(command.parts.1) + command.parts.2
+            let arguments = [command.name, RedisArgument(bytes: command.binary), RedisArgument(joined), ""]
+            let measured = RedisArgumentWriter.measure(command)
+            #expect(measured.count == 4)
+            var buffer = ByteBufferAllocator().buffer(capacity: 0)
+            RedisArgumentWriter.encode(command, measured: measured, into: &buffer)
+            #expect(Array(buffer.readableBytesView) == encoded(arguments))
+            #expect(Array(buffer.readableBytesView) == hiredis(arguments.map(\.bytes)))
+        }
+    }
+
+    /// Writes one more argument each time it is asked.
+    final class Growing: RedisCommand, @unchecked Sendable {
+        var asked = 0
+        func write(to writer: inout RedisArgumentWriter) {
+            asked += 1
+            for _ in 0..<asked { writer.append("PING") }
+        }
+    }
+
+    @Test("a command that writes more than it measured stops the process rather than write past its room or break the stream")
+    func inconsistentCommandsStop() async {
+        await #expect(processExitsWith: .failure) {
+            let command = Growing()
+            var buffer = ByteBufferAllocator().buffer(capacity: 0)
+            RedisArgumentWriter.encode(command, measured: RedisArgumentWriter.measure(command), into: &buffer)
+        }
+    }
 }

@@ -79,4 +79,45 @@ struct RepliesTests {
             #expect(error?.code == .invalidArgument)
         }
     }
+
+    struct Written: RedisCommand {
+        let arguments: [RedisArgument]
+        func write(to writer: inout RedisArgumentWriter) {
+            for argument in arguments { writer.append(argument) }
+        }
+    }
+
+    struct Concatenated: RedisCommand {
+        let prefix: String
+        func write(to writer: inout RedisArgumentWriter) {
+            writer.append("GET")
+            writer.append(concatenating: prefix, "k")
+        }
+    }
+
+    @Test("a command that writes its own arguments is sent and answered like any other")
+    func sendsWrittenCommands() async throws {
+        try await withSharedClient { client, _ in
+            let p = uniquePrefix()
+            #expect(try await client.send(Written(arguments: ["SET", "\(p)k", RedisArgument(bytes: [0, 13, 10])])) == .simpleString("OK"))
+            #expect(try await client.send(Concatenated(prefix: p)) == .bulkString([0, 13, 10]))
+            // Replies stay matched to their commands when both kinds are in flight at once.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<200 {
+                    group.addTask { () async throws in
+                        if index.isMultiple(of: 2) {
+                            #expect(try await client.send(Written(arguments: ["ECHO", "\(index)"])) == .bulkString(Array("\(index)".utf8)))
+                        } else {
+                            #expect(try await client.send("ECHO", "\(index)") == .bulkString(Array("\(index)".utf8)))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let error = await redisError { try await client.send(Written(arguments: [])) }
+            #expect(error?.code == .invalidArgument)
+            let server = await redisError { try await client.send(Written(arguments: ["NO-SUCH-COMMAND"])) }
+            #expect(server?.code == .serverError)
+        }
+    }
 }

@@ -59,6 +59,11 @@ struct ConnectionStateMachine<Link> {
     }
 
     mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
+        submit(target: target, deadline: deadline) { RESPEncoder.encode(arguments, into: &$0) }
+    }
+
+    /// Queues one command, which `encode` appends to the pending bytes.
+    mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Void) -> SubmitAction {
         switch phase {
         case .closed:
             return .fail(RedisError(.clientClosed, "the Redis client was shut down"))
@@ -66,13 +71,13 @@ struct ConnectionStateMachine<Link> {
             return .fail(RedisError(error.code, "Redis is unreachable, retrying in the background: \(error.message)"))
         case .idle:
             phase = .connecting
-            append(arguments, target: target, deadline: deadline)
+            append(target: target, deadline: deadline, encode: encode)
             return .connect
         case .connecting:
-            append(arguments, target: target, deadline: deadline)
+            append(target: target, deadline: deadline, encode: encode)
             return .none
         case .connected(let link):
-            append(arguments, target: target, deadline: deadline)
+            append(target: target, deadline: deadline, encode: encode)
             if flushScheduled {
                 return pendingCommands.count >= Self.earlyFlushCount ? .flushIfOnEventLoop(link) : .none
             }
@@ -81,9 +86,9 @@ struct ConnectionStateMachine<Link> {
         }
     }
 
-    private mutating func append(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) {
+    private mutating func append(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Void) {
         commandsAccepted += 1
-        RESPEncoder.encode(arguments, into: &pendingBytes)
+        encode(&pendingBytes)
         pendingCommands.append(PendingCommand(target: target, deadline: deadline))
     }
 

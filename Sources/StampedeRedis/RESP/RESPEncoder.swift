@@ -5,6 +5,7 @@ import NIOCore
 /// The bytes are exactly what hiredis's `redisFormatCommandArgv` produces (the tests hold
 /// the two side by side); writing them here saves what that call costs on every command:
 /// a `sprintf` per argument and a heap buffer to copy from.
+@usableFromInline
 enum RESPEncoder {
     /// Appends `arguments` as one command to `buffer`.
     ///
@@ -39,7 +40,8 @@ enum RESPEncoder {
     }
 
     /// How many digits `value` (not negative) has in decimal.
-    private static func decimalLength(_ value: Int) -> Int {
+    @inlinable
+    static func decimalLength(_ value: Int) -> Int {
         var digits = 1
         var rest = value
         while rest >= 10 {
@@ -50,7 +52,8 @@ enum RESPEncoder {
     }
 
     /// Writes `value` (not negative) in decimal ASCII at `at`; returns the end.
-    private static func writeDecimal(_ value: Int, at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    @inlinable
+    static func writeDecimal(_ value: Int, at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
         let end = at + decimalLength(value)
         var cursor = end
         var rest = value
@@ -62,7 +65,8 @@ enum RESPEncoder {
         return end
     }
 
-    private static func writeNewline(at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    @inlinable
+    static func writeNewline(at: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
         at.storeBytes(of: UInt8(ascii: "\r"), as: UInt8.self)
         (at + 1).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
         return at + 2
