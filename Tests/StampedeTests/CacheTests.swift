@@ -1,6 +1,8 @@
 import Foundation
 import MetricsTestKit
 @_spi(Benchmarks) @testable import Stampede
+import NIOCore
+@testable import StampedeRedis
 import StampedeTestSupport
 import Synchronization
 import Testing
@@ -38,6 +40,23 @@ func fetch(_ cache: StampedeCache, _ key: String, _ load: @escaping @Sendable ()
 struct CacheTests {
     func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(), namespace: String = uniquePrefix()) -> StampedeCache {
         StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
+    }
+
+    @Test("the hit path's read, written from its parts, is HMGET of the entry key's fields; in a pipeline too")
+    func hitReadNamesTheEntry() throws {
+        let client = try RedisClient(configuration: RedisConfiguration(url: "redis://127.0.0.1:1"))
+        for (namespace, key) in [("n", "k"), ("app:v2", "user:42 \u{e9}"), ("n", String(repeating: "x", count: 1000))] {
+            let cache = cache(client, namespace: namespace)
+            let read = StoredEntry.Read(namespace: namespace, key: key)
+            var written = ByteBufferAllocator().buffer(capacity: 0)
+            RedisArgumentWriter.encode(read, measured: RedisArgumentWriter.measure(read), into: &written)
+            var expected = ByteBufferAllocator().buffer(capacity: 0)
+            RESPEncoder.encode(["HMGET", RedisArgument(cache.entryKey(for: key)), "v", "m"], into: &expected)
+            #expect(written == expected)
+            var pipelined = ByteBufferAllocator().buffer(capacity: 0)
+            RESPEncoder.encode(read.arguments, into: &pipelined)
+            #expect(pipelined == expected)
+        }
     }
 
     @Test func loadsOnceThenServesHits() async throws {

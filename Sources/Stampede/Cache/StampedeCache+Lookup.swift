@@ -98,7 +98,7 @@ extension StampedeCache {
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
         let sentAt: ContinuousClock.Instant? = seen == nil ? nil : .now
-        guard let (entry, now) = await freshRead(entryKey(for: key), policy: policy, earlyRefreshDraw: earlyRefreshDraw) else { return nil }
+        guard let (entry, now) = await freshRead(key, policy: policy, earlyRefreshDraw: earlyRefreshDraw) else { return nil }
         metrics.hits.increment()
         if let seen, let sentAt { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Lookup(entry: entry)
@@ -109,8 +109,8 @@ extension StampedeCache {
     /// hit carries `TIME` as well, to read it again. `nil` when the entry is not plainly fresh
     /// (missing, stale, foreign, due for an early refresh, or too near the end of its fresh
     /// time for the clock's error) or Redis failed: the lease-get script then decides.
-    private nonisolated(nonsending) func freshRead(_ entryKey: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
-        let read = StoredEntry.readCommand(entryKey)
+    private nonisolated(nonsending) func freshRead(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double) async -> (StoredEntry, Int)? {
+        let read = StoredEntry.Read(namespace: configuration.namespace, key: key)
         let fields: [RedisValue]
         let now: Int
         if !redisClock.shouldRead() {
@@ -118,7 +118,7 @@ extension StampedeCache {
             (fields, now) = (values, redisNow)
         } else {
             let sentAt = ContinuousClock.now
-            guard let replies = try? await client.pipeline([["TIME"], read]),
+            guard let replies = try? await client.pipeline([["TIME"], read.arguments]),
                   case .success(.array(let time)) = replies[0], time.count == 2,
                   let seconds = time[0].int, let microseconds = time[1].int,
                   case .success(.array(let values)) = replies[1]

@@ -27,14 +27,23 @@ public struct StoredEntry: Sendable, Equatable {
     /// packed metadata (see ``CacheScripts``).
     public static let hashFields: [RedisArgument] = ["v", "m"]
 
-    /// `HMGET` of ``hashFields`` of the entry at `entryKey`, built in one allocation.
-    static func readCommand(_ entryKey: String) -> [RedisArgument] {
-        var command: [RedisArgument] = []
-        command.reserveCapacity(2 + hashFields.count)
-        command.append("HMGET")
-        command.append(RedisArgument(entryKey))
-        command.append(contentsOf: hashFields)
-        return command
+    /// `HMGET` of ``hashFields`` of the entry for `key`: the hit path's one command.
+    ///
+    /// It writes the entry's key (``StampedeCache/entryKey(for:)``, `{<namespace>:<key>}`)
+    /// from its parts straight into the connection's buffer: built as a string in an
+    /// argument array, the command cost two allocations a hit.
+    struct Read: RedisCommand {
+        let namespace: String
+        let key: String
+
+        func write(to writer: inout RedisArgumentWriter) {
+            writer.append("HMGET")
+            writer.append(concatenating: "{", namespace, ":", key, "}")
+            for field in hashFields { writer.append(field) }
+        }
+
+        /// The same command as an argument array, for a pipeline.
+        var arguments: [RedisArgument] { ["HMGET", "{\(namespace):\(key)}"] + hashFields }
     }
 
     /// The entry from the values of ``hashFields``; `nil` when it is absent, of another
