@@ -49,15 +49,38 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         /// Takes the flight that `leader` started off the map (or out of the forgotten ones):
         /// `nil` when nobody joined it.
         mutating func removeFlight(of leader: Int, key: Key) -> Flight? {
-            switch flights[key] {
+            // Through the slot in place: the key is hashed once, not once to look and once
+            // to remove (a hit starts and ends a flight, so this is half its hashing).
+            let found = Self.take(&flights[key], of: leader)
+            return found.wasOnMap ? found.flight : forgotten.removeValue(forKey: leader)
+        }
+
+        private static func take(_ slot: inout Slot?, of leader: Int) -> (wasOnMap: Bool, flight: Flight?) {
+            switch slot {
             case .leaderOnly(let id)? where id == leader:
-                flights[key] = nil
-                return nil
+                slot = nil
+                return (true, nil)
             case .flight(let flight)? where flight.leader == leader:
-                flights[key] = nil
-                return flight
+                slot = nil
+                return (true, flight)
             default:
-                return forgotten.removeValue(forKey: leader)
+                return (false, nil)
+            }
+        }
+
+        /// A caller arrives for the key whose slot this is: the first one leads (`nil`),
+        /// later ones get the flight to join, made by the first of them to join.
+        static func arrive(_ slot: inout Slot?, as id: Int) -> Flight? {
+            switch slot {
+            case nil:
+                slot = .leaderOnly(id)
+                return nil
+            case .leaderOnly(let leader)?:
+                let flight = Flight(leader: leader)
+                slot = .flight(flight)
+                return flight
+            case .flight(let flight)?:
+                return flight
             }
         }
     }
@@ -106,17 +129,8 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         let (joined, id) = state.withLock { state -> (Flight?, Int) in
             state.nextWaiter &+= 1
             let id = state.nextWaiter
-            switch state.flights[key] {
-            case nil:
-                state.flights[key] = .leaderOnly(id)
-                return (nil, id)
-            case .leaderOnly(let leader)?:
-                let flight = Flight(leader: leader)
-                state.flights[key] = .flight(flight)
-                return (flight, id)
-            case .flight(let flight)?:
-                return (flight, id)
-            }
+            // In place, so the key is hashed once.
+            return (State.arrive(&state.flights[key], as: id), id)
         }
         if let joined { return (try await wait(for: joined, as: id), true) }
         if let value = await quickly() {
