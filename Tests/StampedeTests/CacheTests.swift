@@ -359,6 +359,16 @@ struct CacheTests {
             #expect(badPolicy?.message == "timeToLive must be at least 1 ms, got 0.0 seconds")
             let shortLease = await stampedeError { _ = try await cache.value(for: "k", policy: .init(leaseDuration: .milliseconds(2))) { "x" } }
             #expect(shortLease?.message == "leaseDuration must be at least 3 ms, got 0.002 seconds")
+            // A bad policy in the configuration is checked once, and fails every lookup that
+            // uses it; a lookup with a good policy of its own goes on.
+            let configured = StampedeCache(client: client, configuration: .init(
+                namespace: uniquePrefix(), policy: .init(staleIfError: .seconds(-1))))
+            for _ in 0..<2 {
+                let error = await stampedeError { _ = try await configured.value(for: "k") { "x" } }
+                #expect(error?.code == .invalidArgument)
+                #expect(error?.message == "staleIfError must not be negative")
+            }
+            #expect(try await configured.value(for: "k", policy: .init()) { "y" } == "y")
         }
     }
 

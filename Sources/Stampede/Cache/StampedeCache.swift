@@ -74,6 +74,9 @@ public final class StampedeCache: Sendable {
 
     public let client: RedisClient
     public let configuration: Configuration
+    /// The configured policy's check, made once: a lookup that uses that policy (most do)
+    /// throws its error, if any, without checking it again.
+    let configuredPolicyCheck: Result<Void, StampedeError>
     let logger: Logger
     @usableFromInline let metrics: CacheMetrics
     let flights = SingleFlight<String, Lookup>()
@@ -111,6 +114,7 @@ public final class StampedeCache: Sendable {
     ) {
         self.client = client
         self.configuration = configuration
+        self.configuredPolicyCheck = Result { () throws(StampedeError) in try configuration.policy.validate() }
         self.logger = logger
         let metrics = CacheMetrics(factory: metricsFactory)
         self.metrics = metrics
@@ -213,8 +217,8 @@ public final class StampedeCache: Sendable {
         _ key: String, policy: CachePolicy?, makeLoad: () -> @Sendable () async throws -> [UInt8]?
     ) async throws -> [UInt8]? {
         try Self.validate(key: key)
+        if let policy { try policy.validate() } else { try configuredPolicyCheck.get() }
         let policy = policy ?? configuration.policy
-        try policy.validate()
         if near != nil {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
