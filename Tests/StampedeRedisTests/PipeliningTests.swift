@@ -1,6 +1,6 @@
 import StampedeTestSupport
 import Testing
-import StampedeRedis
+@testable import StampedeRedis
 
 @Suite("Pipelining")
 struct PipeliningTests {
@@ -35,12 +35,14 @@ struct PipeliningTests {
             try await withTaskExecutorPreference(client.taskExecutor) {
                 for index in 0..<1000 {
                     try await client.send("SET", "\(p)\(index)", RedisArgument(index))
+                    #expect(client.taskExecutor.eventLoop.inEventLoop)
                 }
                 // Bursts past the early-write size: replies still reach their own callers.
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for index in 0..<1000 {
                         group.addTask { () async throws in
                             #expect(try await client.send("GET", "\(p)\(index)").int == index)
+                            #expect(client.taskExecutor.eventLoop.inEventLoop)
                         }
                     }
                     try await group.waitForAll()
