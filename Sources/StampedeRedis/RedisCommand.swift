@@ -17,9 +17,10 @@ import NIOCore
 /// let fields = try await client.send(UserRead(id: "42"))
 /// ```
 ///
-/// `write(to:)` runs twice per command, once to count the arguments and once to write them,
-/// and must write the same arguments both times. It runs under the connection's lock: it
-/// must not block or call into the client.
+/// `write(to:)` runs twice per command sent, once to measure the arguments and once to write
+/// them, and must write the same arguments both times: a command that does not fails with
+/// ``RedisError/Code/invalidArgument`` and nothing of it is sent. The writing pass runs
+/// under the connection's lock: it must not block or call into the client.
 public protocol RedisCommand: Sendable {
     /// Writes the command's name, then its arguments, each binary-safe.
     func write(to writer: inout RedisArgumentWriter)
@@ -40,6 +41,9 @@ public struct RedisArgumentWriter: ~Copyable {
     @usableFromInline var count = 0
     /// While measuring: the bytes the arguments take, heads included.
     @usableFromInline var byteCount = 0
+    /// Set when an argument would not fit in the room measured for the command: nothing
+    /// more is written, and the command is not sent.
+    @usableFromInline var overflowed = false
 
     private init(cursor: UnsafeMutableRawPointer?, end: UnsafeMutableRawPointer?) {
         self.cursor = cursor
@@ -87,8 +91,11 @@ public struct RedisArgumentWriter: ~Copyable {
             byteCount += size
             return nil
         }
-        // A command that writes more than it measured would write past its room.
-        precondition(end - at >= size, "a RedisCommand must write the same arguments each time it is asked")
+        // A command that writes more than it measured must not write past its room.
+        guard !overflowed, end - at >= size else {
+            overflowed = true
+            return nil
+        }
         at.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
         let body = RESPEncoder.writeNewline(at: RESPEncoder.writeDecimal(length, at: at + 1))
         cursor = RESPEncoder.writeNewline(at: body + length)
@@ -102,21 +109,23 @@ public struct RedisArgumentWriter: ~Copyable {
         return (measure.count, measure.byteCount)
     }
 
-    /// Appends `command`, as measured, to `buffer`: a RESP array of bulk strings.
-    static func encode(_ command: some RedisCommand, measured: (count: Int, byteCount: Int), into buffer: inout ByteBuffer) {
+    /// Appends `command`, as measured, to `buffer`: a RESP array of bulk strings. `false`,
+    /// with nothing appended, when the command wrote other arguments than it measured.
+    static func encode(_ command: some RedisCommand, measured: (count: Int, byteCount: Int), into buffer: inout ByteBuffer) -> Bool {
         let length = 3 + RESPEncoder.decimalLength(measured.count) + measured.byteCount
+        var consistent = false
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
             let start = output.baseAddress!
             start.storeBytes(of: UInt8(ascii: "*"), as: UInt8.self)
             let arguments = RESPEncoder.writeNewline(at: RESPEncoder.writeDecimal(measured.count, at: start + 1))
             var writer = RedisArgumentWriter(cursor: arguments, end: start + length)
             command.write(to: &writer)
-            // Checked in release builds too: a command that wrote fewer bytes or other
-            // arguments than it measured would break every later reply's match to its command.
-            precondition(writer.count == measured.count && writer.cursor == start + length,
-                         "a RedisCommand must write the same arguments each time it is asked")
-            return length
+            // Bytes that are not the command measured would break every later reply's match
+            // to its command: they are left uncommitted (0 bytes written).
+            consistent = !writer.overflowed && writer.count == measured.count && writer.cursor == start + length
+            return consistent ? length : 0
         }
+        return consistent
     }
 }
 
@@ -125,7 +134,8 @@ extension RedisClient {
     /// reply. Like ``send(_:)-([RedisArgument])`` in every other way.
     ///
     /// - Throws: ``RedisError``, as ``send(_:)-([RedisArgument])``;
-    ///   ``RedisError/Code/invalidArgument`` when the command writes no argument.
+    ///   ``RedisError/Code/invalidArgument`` when the command writes no argument, or writes
+    ///   other arguments than it measured (nothing of it is sent then).
     @discardableResult
     nonisolated(nonsending) public func send(_ command: some RedisCommand) async throws -> RedisValue {
         let measured = RedisArgumentWriter.measure(command)

@@ -87,21 +87,29 @@ struct EncoderTests {
         }
     }
 
-    /// Writes one more argument each time it is asked.
-    final class Growing: RedisCommand, @unchecked Sendable {
+    /// Writes `shift` more arguments each time it is asked (fewer when negative).
+    final class Shifting: RedisCommand, @unchecked Sendable {
+        let shift: Int
         var asked = 0
+        init(shift: Int) { self.shift = shift }
         func write(to writer: inout RedisArgumentWriter) {
+            for _ in 0..<(3 + asked * shift) { writer.append("PING") }
+            writer.append(concatenating: "a", "b")
             asked += 1
-            for _ in 0..<asked { writer.append("PING") }
         }
     }
 
-    @Test("a command that writes more than it measured stops the process rather than write past its room or break the stream")
-    func inconsistentCommandsStop() async {
-        await #expect(processExitsWith: .failure) {
-            let command = Growing()
-            var buffer = ByteBufferAllocator().buffer(capacity: 0)
-            RedisArgumentWriter.encode(command, measured: RedisArgumentWriter.measure(command), into: &buffer)
-        }
+    @Test("a command that writes more or less than it measured appends nothing, and says so", arguments: [1, -1])
+    func inconsistentCommandsAppendNothing(shift: Int) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        RESPEncoder.encode(["GET", "a"], into: &buffer)
+        let before = Array(buffer.readableBytesView)
+        let command = Shifting(shift: shift)
+        #expect(!RedisArgumentWriter.encode(command, measured: RedisArgumentWriter.measure(command), into: &buffer))
+        #expect(Array(buffer.readableBytesView) == before)
+        // The same command, asked consistently, is written.
+        let steady = Shifting(shift: 0)
+        #expect(RedisArgumentWriter.encode(steady, measured: RedisArgumentWriter.measure(steady), into: &buffer))
+        #expect(Array(buffer.readableBytesView) == before + encoded(["PING", "PING", "PING", "ab"]))
     }
 }

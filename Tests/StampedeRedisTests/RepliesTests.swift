@@ -87,6 +87,16 @@ struct RepliesTests {
         }
     }
 
+    /// Writes one more argument each time it is asked.
+    final class Growing: RedisCommand, @unchecked Sendable {
+        var asked = 0
+        func write(to writer: inout RedisArgumentWriter) {
+            asked += 1
+            writer.append("ECHO")
+            for _ in 0..<asked { writer.append("x") }
+        }
+    }
+
     struct Concatenated: RedisCommand {
         let prefix: String
         func write(to writer: inout RedisArgumentWriter) {
@@ -118,6 +128,11 @@ struct RepliesTests {
             #expect(error?.code == .invalidArgument)
             let server = await redisError { try await client.send(Written(arguments: ["NO-SUCH-COMMAND"])) }
             #expect(server?.code == .serverError)
+            // A command that writes other arguments than it measured is refused, and the
+            // connection goes on with the commands after it.
+            let inconsistent = await redisError { try await client.send(Growing()) }
+            #expect(inconsistent?.code == .invalidArgument)
+            #expect(try await client.send("ECHO", "after") == .bulkString(Array("after".utf8)))
         }
     }
 }

@@ -59,37 +59,41 @@ struct ConnectionStateMachine<Link> {
     }
 
     mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
-        submit(target: target, deadline: deadline) { RESPEncoder.encode(arguments, into: &$0) }
+        submit(target: target, deadline: deadline) { buffer in
+            RESPEncoder.encode(arguments, into: &buffer)
+            return true
+        }
     }
 
-    /// Queues one command, which `encode` appends to the pending bytes.
-    mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Void) -> SubmitAction {
+    /// Queues one command, which `encode` appends to the pending bytes; `encode` returns
+    /// `false`, having appended nothing, for a command that cannot be sent.
+    mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Bool) -> SubmitAction {
         switch phase {
         case .closed:
             return .fail(RedisError(.clientClosed, "the Redis client was shut down"))
         case .waitingToReconnect(let error):
             return .fail(RedisError(error.code, "Redis is unreachable, retrying in the background: \(error.message)"))
+        case .idle, .connecting, .connected:
+            break
+        }
+        guard encode(&pendingBytes) else {
+            return .fail(RedisError(.invalidArgument, "the command wrote other arguments than it measured: a RedisCommand must write the same arguments each time it is asked"))
+        }
+        commandsAccepted += 1
+        pendingCommands.append(PendingCommand(target: target, deadline: deadline))
+        switch phase {
         case .idle:
             phase = .connecting
-            append(target: target, deadline: deadline, encode: encode)
             return .connect
-        case .connecting:
-            append(target: target, deadline: deadline, encode: encode)
-            return .none
         case .connected(let link):
-            append(target: target, deadline: deadline, encode: encode)
             if flushScheduled {
                 return pendingCommands.count >= Self.earlyFlushCount ? .flushIfOnEventLoop(link) : .none
             }
             flushScheduled = true
             return .scheduleFlush(link)
+        case .connecting, .closed, .waitingToReconnect:
+            return .none
         }
-    }
-
-    private mutating func append(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Void) {
-        commandsAccepted += 1
-        encode(&pendingBytes)
-        pendingCommands.append(PendingCommand(target: target, deadline: deadline))
     }
 
     /// The commands to write now, or `nil` when there are none or the connection is not up

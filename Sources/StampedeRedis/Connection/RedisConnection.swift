@@ -53,11 +53,15 @@ final class RedisConnection: Sendable {
 
     /// Queues a command; its reply (or error) goes to `target`.
     func submit(_ arguments: [RedisArgument], to target: ReplyTarget) {
-        submit(to: target) { RESPEncoder.encode(arguments, into: &$0) }
+        submit(to: target) { buffer in
+            RESPEncoder.encode(arguments, into: &buffer)
+            return true
+        }
     }
 
-    /// Queues a command that `encode` appends to the pending bytes; its reply goes to `target`.
-    func submit(to target: ReplyTarget, encode: @Sendable (inout ByteBuffer) -> Void) {
+    /// Queues a command that `encode` appends to the pending bytes (see
+    /// ``ConnectionStateMachine/submit(target:deadline:encode:)``); its reply goes to `target`.
+    func submit(to target: ReplyTarget, encode: @Sendable (inout ByteBuffer) -> Bool) {
         let deadline = NIODeadline.now() + commandTimeout
         let action = state.withLock { $0.submit(target: target, deadline: deadline, encode: encode) }
         switch action {
@@ -87,7 +91,7 @@ final class RedisConnection: Sendable {
     }
 
     /// Sends a command that `encode` writes, and waits for its reply.
-    nonisolated(nonsending) func send(encode: @Sendable (inout ByteBuffer) -> Void) async throws -> RedisValue {
+    nonisolated(nonsending) func send(encode: @Sendable (inout ByteBuffer) -> Bool) async throws -> RedisValue {
         try await withUnsafeThrowingContinuation { continuation in
             submit(to: .continuation(continuation), encode: encode)
         }
