@@ -1,6 +1,13 @@
 import StampedeTestSupport
+import Synchronization
 import Testing
 @testable import StampedeRedis
+
+final class Arrivals: Sendable {
+    private let order = Mutex<[Int]>([])
+    func record(_ index: Int) { order.withLock { $0.append(index) } }
+    var all: [Int] { order.withLock { $0 } }
+}
 
 @Suite("Pipelining")
 struct PipeliningTests {
@@ -48,6 +55,31 @@ struct PipeliningTests {
                     try await group.waitForAll()
                 }
             }
+        }
+    }
+
+    @Test("the client's executor starts tasks in the order they were queued, also when queued by a task it runs")
+    func theEventLoopExecutorKeepsOrder() async throws {
+        try await withSharedClient { client, _ in
+            let arrivals = Arrivals()
+            await withTaskExecutorPreference(client.taskExecutor) {
+                await withTaskGroup(of: Void.self) { group in
+                    for index in 0..<500 {
+                        group.addTask { arrivals.record(index) }
+                    }
+                }
+                // Queued from a task running on the executor, in several rounds.
+                for round in 1...3 {
+                    await withTaskGroup(of: Void.self) { group in
+                        for index in 0..<100 {
+                            group.addTask { arrivals.record(round * 1000 + index) }
+                        }
+                    }
+                }
+            }
+            var expected = Array(0..<500)
+            for round in 1...3 { expected += (0..<100).map { round * 1000 + $0 } }
+            #expect(arrivals.all == expected)
         }
     }
 

@@ -15,6 +15,9 @@ public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
 
     private struct Queue {
         var jobs: [UnownedJob] = []
+        /// The array the last batch ran from, emptied, kept for the next batch to queue
+        /// into: two arrays take turns, so a batch costs no array allocation.
+        var spare: [UnownedJob] = []
         /// Whether a loop task that runs `jobs` is already scheduled.
         var drainScheduled = false
     }
@@ -35,17 +38,20 @@ public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
         if schedule { eventLoop.execute { self.drain() } }
     }
 
-    /// Runs the jobs queued so far; jobs they enqueue go to the next batch.
+    /// Runs the jobs queued so far, in order; jobs they enqueue go to the next batch.
     private func drain() {
-        let jobs = queue.withLock { queue in
-            let jobs = queue.jobs
-            queue.jobs = []
-            // The next batch is likely as large as this one.
-            queue.jobs.reserveCapacity(jobs.count)
+        var batch = queue.withLock { queue in
             queue.drainScheduled = false
-            return jobs
+            var batch: [UnownedJob] = []
+            swap(&batch, &queue.spare)
+            swap(&batch, &queue.jobs)
+            return batch
         }
-        for job in jobs { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        batch.removeAll(keepingCapacity: true)
+        queue.withLock { queue in
+            if queue.spare.capacity < batch.capacity { swap(&batch, &queue.spare) }
+        }
     }
 }
 
