@@ -30,8 +30,9 @@ public struct StoredEntry: Sendable, Equatable {
     /// `HMGET` of ``hashFields`` of the entry for `key`: the hit path's one command.
     ///
     /// It writes the entry's key (``StampedeCache/entryKey(for:)``, `{<namespace>:<key>}`)
-    /// from its parts straight into the connection's buffer: built as a string in an
-    /// argument array, the command cost two allocations a hit.
+    /// from its parts straight into the connection's buffer: built as an argument array,
+    /// the command cost an allocation a hit, and its key string another when the key had
+    /// 16 bytes or more.
     struct Read: RedisCommand {
         let namespace: String
         let key: String
