@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// Jobs queue here and run in batches, one event-loop task per batch: the replies of one
 /// read resume their callers together, and a loop task per job cost a closure allocation
-/// each.
+/// each. Once the event loop has shut down, jobs queued here never run, as with any work
+/// left on a loop that stops.
 public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
     let eventLoop: any EventLoop
 
