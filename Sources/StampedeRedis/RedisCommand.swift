@@ -18,9 +18,11 @@ import NIOCore
 /// ```
 ///
 /// `write(to:)` runs twice per command sent, once to measure the arguments and once to write
-/// them, and must write the same arguments both times: a command that does not fails with
-/// ``RedisError/Code/invalidArgument`` and nothing of it is sent. The writing pass runs
-/// under the connection's lock: it must not block or call into the client.
+/// them, and must write the same arguments both times. A command whose second pass writes a
+/// different number of arguments or bytes fails with ``RedisError/Code/invalidArgument``,
+/// and nothing of it is sent; one that writes other bytes of the same sizes is sent as
+/// written. The writing pass runs under the connection's lock: it must not block or call
+/// into the client.
 public protocol RedisCommand: Sendable {
     /// Writes the command's name, then its arguments, each binary-safe.
     func write(to writer: inout RedisArgumentWriter)
@@ -110,7 +112,8 @@ public struct RedisArgumentWriter: ~Copyable {
     }
 
     /// Appends `command`, as measured, to `buffer`: a RESP array of bulk strings. `false`,
-    /// with nothing appended, when the command wrote other arguments than it measured.
+    /// with nothing appended, when the command wrote a different number of arguments or
+    /// bytes than it measured.
     static func encode(_ command: some RedisCommand, measured: (count: Int, byteCount: Int), into buffer: inout ByteBuffer) -> Bool {
         let length = 3 + RESPEncoder.decimalLength(measured.count) + measured.byteCount
         var consistent = false
@@ -134,8 +137,8 @@ extension RedisClient {
     /// reply. Like ``send(_:)-([RedisArgument])`` in every other way.
     ///
     /// - Throws: ``RedisError``, as ``send(_:)-([RedisArgument])``;
-    ///   ``RedisError/Code/invalidArgument`` when the command writes no argument, or writes
-    ///   other arguments than it measured (nothing of it is sent then).
+    ///   ``RedisError/Code/invalidArgument`` when the command writes no argument, or a
+    ///   different number of arguments or bytes than it measured (nothing of it is sent then).
     @discardableResult
     nonisolated(nonsending) public func send(_ command: some RedisCommand) async throws -> RedisValue {
         let measured = RedisArgumentWriter.measure(command)

@@ -81,7 +81,7 @@ struct EncoderTests {
             let measured = RedisArgumentWriter.measure(command)
             #expect(measured.count == 4)
             var buffer = ByteBufferAllocator().buffer(capacity: 0)
-            RedisArgumentWriter.encode(command, measured: measured, into: &buffer)
+            #expect(RedisArgumentWriter.encode(command, measured: measured, into: &buffer))
             #expect(Array(buffer.readableBytesView) == encoded(arguments))
             #expect(Array(buffer.readableBytesView) == hiredis(arguments.map(\.bytes)))
         }
@@ -111,5 +111,31 @@ struct EncoderTests {
         let steady = Shifting(shift: 0)
         #expect(RedisArgumentWriter.encode(steady, measured: RedisArgumentWriter.measure(steady), into: &buffer))
         #expect(Array(buffer.readableBytesView) == before + encoded(["PING", "PING", "PING", "ab"]))
+    }
+
+    /// Measured as `ECHO abc` (19 bytes of arguments); then writes a long argument that does
+    /// not fit, and a 12-byte one that fills the room exactly: two arguments, all 19 bytes.
+    final class Swapping: RedisCommand, @unchecked Sendable {
+        var asked = 0
+        func write(to writer: inout RedisArgumentWriter) {
+            asked += 1
+            if asked == 1 {
+                writer.append("ECHO")
+                writer.append("abc")
+            } else {
+                writer.append(concatenating: String(repeating: "x", count: 20))
+                writer.append("123456789012")
+            }
+        }
+    }
+
+    @Test("an argument that does not fit is not skipped: a later one that fills the room cannot make the command look whole")
+    func anArgumentThatDoesNotFitRefusesTheCommand() {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        let command = Swapping()
+        let measured = RedisArgumentWriter.measure(command)
+        #expect(measured.count == 2)
+        #expect(!RedisArgumentWriter.encode(command, measured: measured, into: &buffer))
+        #expect(buffer.readableBytes == 0)
     }
 }

@@ -49,7 +49,7 @@ struct CacheTests {
             let cache = cache(client, namespace: namespace)
             let read = StoredEntry.Read(namespace: namespace, key: key)
             var written = ByteBufferAllocator().buffer(capacity: 0)
-            RedisArgumentWriter.encode(read, measured: RedisArgumentWriter.measure(read), into: &written)
+            #expect(RedisArgumentWriter.encode(read, measured: RedisArgumentWriter.measure(read), into: &written))
             var expected = ByteBufferAllocator().buffer(capacity: 0)
             RESPEncoder.encode(["HMGET", RedisArgument(cache.entryKey(for: key)), "v", "m"], into: &expected)
             #expect(written == expected)

@@ -68,32 +68,32 @@ struct ConnectionStateMachine<Link> {
     /// Queues one command, which `encode` appends to the pending bytes; `encode` returns
     /// `false`, having appended nothing, for a command that cannot be sent.
     mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Bool) -> SubmitAction {
+        let link: Link?
         switch phase {
         case .closed:
             return .fail(RedisError(.clientClosed, "the Redis client was shut down"))
         case .waitingToReconnect(let error):
             return .fail(RedisError(error.code, "Redis is unreachable, retrying in the background: \(error.message)"))
-        case .idle, .connecting, .connected:
-            break
+        case .idle, .connecting:
+            link = nil
+        case .connected(let connected):
+            link = connected
         }
         guard encode(&pendingBytes) else {
-            return .fail(RedisError(.invalidArgument, "the command wrote other arguments than it measured: a RedisCommand must write the same arguments each time it is asked"))
+            return .fail(RedisError(.invalidArgument, "the command wrote a different number of arguments or bytes than it measured: a RedisCommand must write the same arguments each time it is asked"))
         }
         commandsAccepted += 1
         pendingCommands.append(PendingCommand(target: target, deadline: deadline))
-        switch phase {
-        case .idle:
+        guard let link else {
+            guard case .idle = phase else { return .none }
             phase = .connecting
             return .connect
-        case .connected(let link):
-            if flushScheduled {
-                return pendingCommands.count >= Self.earlyFlushCount ? .flushIfOnEventLoop(link) : .none
-            }
-            flushScheduled = true
-            return .scheduleFlush(link)
-        case .connecting, .closed, .waitingToReconnect:
-            return .none
         }
+        if flushScheduled {
+            return pendingCommands.count >= Self.earlyFlushCount ? .flushIfOnEventLoop(link) : .none
+        }
+        flushScheduled = true
+        return .scheduleFlush(link)
     }
 
     /// The commands to write now, or `nil` when there are none or the connection is not up
