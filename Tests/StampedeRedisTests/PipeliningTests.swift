@@ -58,17 +58,20 @@ struct PipeliningTests {
         }
     }
 
-    @Test("the client's executor starts tasks in the order they were queued, also when queued by a task it runs")
+    @Test("the client's executor starts tasks on its loop in the order they were queued, also while it runs a batch")
     func theEventLoopExecutorKeepsOrder() async throws {
         try await withSharedClient { client, _ in
             let arrivals = Arrivals()
             await withTaskExecutorPreference(client.taskExecutor) {
                 await withTaskGroup(of: Void.self) { group in
                     for index in 0..<500 {
-                        group.addTask { arrivals.record(index) }
+                        group.addTask {
+                            #expect(client.taskExecutor.eventLoop.inEventLoop)
+                            arrivals.record(index)
+                        }
                     }
                 }
-                // Queued from a task running on the executor, in several rounds.
+                // More rounds, each queued while the tasks of the last may still be running.
                 for round in 1...3 {
                     await withTaskGroup(of: Void.self) { group in
                         for index in 0..<100 {

@@ -50,9 +50,8 @@ public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
         }
         for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
         batch.removeAll(keepingCapacity: true)
-        queue.withLock { queue in
-            if queue.spare.capacity < batch.capacity { swap(&batch, &queue.spare) }
-        }
+        // Kept for the next batch, with the capacity of the largest batch so far.
+        queue.withLock { queue in swap(&batch, &queue.spare) }
     }
 }
 
