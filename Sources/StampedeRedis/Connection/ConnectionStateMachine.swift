@@ -58,13 +58,6 @@ struct ConnectionStateMachine<Link> {
         case fail(RedisError)
     }
 
-    mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
-        submit(target: target, deadline: deadline) { buffer in
-            RESPEncoder.encode(arguments, into: &buffer)
-            return true
-        }
-    }
-
     /// Queues one command, which `encode` appends to the pending bytes; `encode` returns
     /// `false`, having appended nothing, for a command that cannot be sent.
     mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Bool) -> SubmitAction {
