@@ -128,8 +128,11 @@ public final class StampedeCache: Sendable {
         self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
     }
 
-    /// The entry's key alone, for the hit path.
-    func entryKey(for key: String) -> String { "{\(configuration.namespace):\(key)}" }
+    /// The key of the entry for `key`, `{<namespace>:<key>}`: the braces keep an entry, its
+    /// lock and its fence in one cluster slot. (``StoredEntry/Read`` writes it from its parts.)
+    static func entryKey(namespace: String, key: String) -> String { "{\(namespace):\(key)}" }
+
+    func entryKey(for key: String) -> String { Self.entryKey(namespace: configuration.namespace, key: key) }
 
     func keys(for key: String) -> Keys {
         let entry = entryKey(for: key)

@@ -29,10 +29,9 @@ public struct StoredEntry: Sendable, Equatable {
 
     /// `HMGET` of ``hashFields`` of the entry for `key`: the hit path's one command.
     ///
-    /// It writes the entry's key (``StampedeCache/entryKey(for:)``, `{<namespace>:<key>}`)
-    /// from its parts straight into the connection's buffer: built as an argument array,
-    /// the command cost an allocation a hit, and its key string another when the key had
-    /// 16 bytes or more.
+    /// It writes the entry's key (``StampedeCache/entryKey(namespace:key:)``) from its parts
+    /// straight into the connection's buffer: built as an argument array, the command cost
+    /// an allocation a hit, and its key string another when the key had 16 bytes or more.
     struct Read: RedisCommand {
         let namespace: String
         let key: String
@@ -44,7 +43,9 @@ public struct StoredEntry: Sendable, Equatable {
         }
 
         /// The same command as an argument array, for a pipeline.
-        var arguments: [RedisArgument] { ["HMGET", "{\(namespace):\(key)}"] + hashFields }
+        var arguments: [RedisArgument] {
+            ["HMGET", RedisArgument(StampedeCache.entryKey(namespace: namespace, key: key))] + hashFields
+        }
     }
 
     /// The entry from the values of ``hashFields``; `nil` when it is absent, of another
