@@ -11,14 +11,26 @@ import Synchronization
 final class RedisSubscriber: Sendable {
     typealias Continuation = AsyncThrowingStream<RedisSubscriptionEvent, any Error>.Continuation
 
+    /// One local subscription: its stream, and what runs on the event loop as each event
+    /// arrives, before the event is queued for the stream.
+    struct Subscriber: Sendable {
+        let continuation: Continuation
+        let onArrival: (@Sendable (RedisSubscriptionEvent) -> Void)?
+
+        func deliver(_ event: RedisSubscriptionEvent) {
+            onArrival?(event)
+            continuation.yield(event)
+        }
+    }
+
     /// Local subscriptions by channel. Lock order: this lock, then the connection's.
     private final class Registry: Sendable {
         struct State {
-            var channels: [String: [Int: Continuation]] = [:]
+            var channels: [String: [Int: Subscriber]] = [:]
             var nextID = 0
             var isClosed = false
 
-            var allSubscriptions: [Int: Continuation] {
+            var allSubscriptions: [Int: Subscriber] {
                 channels.values.reduce(into: [:]) { all, byID in all.merge(byID) { first, _ in first } }
             }
         }
@@ -26,7 +38,7 @@ final class RedisSubscriber: Sendable {
 
         /// The subscriptions on `channel`, or every subscription once (a subscription to
         /// several channels is listed under each).
-        func continuations(for channel: String?) -> [Continuation] {
+        func subscribers(for channel: String?) -> [Subscriber] {
             state.withLock { state in
                 if let channel { return Array(state.channels[channel]?.values ?? [:].values) }
                 return Array(state.allSubscriptions.values)
@@ -49,20 +61,21 @@ final class RedisSubscriber: Sendable {
                     guard case .array(let parts) = value, parts.count == 3,
                           let channel = parts[1].string, let payload = parts[2].bytes else { return }
                     let event = RedisSubscriptionEvent.message(RedisPubSubMessage(channel: channel, payload: payload))
-                    for continuation in registry.continuations(for: channel) { continuation.yield(event) }
+                    for subscriber in registry.subscribers(for: channel) { subscriber.deliver(event) }
                 },
                 handshake: {
                     registry.state.withLock { state in state.channels.keys.map { ["SUBSCRIBE", RedisArgument($0)] } }
                 },
                 reconnected: {
                     logger.debug("pub/sub connection restored; subscriptions told that messages may have been missed")
-                    for continuation in registry.continuations(for: nil) { continuation.yield(.messagesMayHaveBeenMissed) }
+                    for subscriber in registry.subscribers(for: nil) { subscriber.deliver(.messagesMayHaveBeenMissed) }
                 }
             ))
     }
 
     func subscribe<Result>(
         to channels: [String],
+        onArrival: (@Sendable (RedisSubscriptionEvent) -> Void)?,
         _ body: (RedisSubscription) async throws -> Result
     ) async throws -> Result {
         guard !channels.isEmpty else { throw RedisError(.invalidArgument, "subscribe needs at least one channel") }
@@ -82,7 +95,7 @@ final class RedisSubscriber: Sendable {
                     connection.submit(["SUBSCRIBE", RedisArgument(channel)], to: .promise(promise))
                     confirmations.append(promise.futureResult)
                 }
-                state.channels[channel, default: [:]][id] = continuation
+                state.channels[channel, default: [:]][id] = Subscriber(continuation: continuation, onArrival: onArrival)
             }
             return (id, confirmations)
         }
@@ -128,7 +141,7 @@ final class RedisSubscriber: Sendable {
     func close() async {
         let continuations = registry.state.withLock { state in
             state.isClosed = true
-            return Array(state.allSubscriptions.values)
+            return state.allSubscriptions.values.map(\.continuation)
         }
         let error = RedisError(.clientClosed, "the Redis client was shut down")
         for continuation in continuations { continuation.finish(throwing: error) }
@@ -153,13 +166,21 @@ extension RedisClient {
     /// }
     /// ```
     ///
+    /// - Parameters:
+    ///   - channels: the channels, at least one.
+    ///   - onArrival: called with each event as it arrives, on the connection's event loop,
+    ///     before `body`'s sequence yields it: for short work that must not wait for a task
+    ///     to be scheduled (dropping a cached value that a message made stale). It must not
+    ///     block.
+    ///   - body: reads the events; the subscription lasts while it runs.
     /// - Throws: ``RedisError`` when the subscription cannot be made (for example Redis is
     ///   unreachable), or what `body` throws.
     public func subscribe<Result>(
         to channels: [String],
+        onArrival: (@Sendable (RedisSubscriptionEvent) -> Void)? = nil,
         _ body: (RedisSubscription) async throws -> Result
     ) async throws -> Result {
-        try await subscriber.subscribe(to: channels, body)
+        try await subscriber.subscribe(to: channels, onArrival: onArrival, body)
     }
 
     /// Publishes a message; returns how many subscribers received it.
