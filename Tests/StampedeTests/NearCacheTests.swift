@@ -5,7 +5,7 @@ import Testing
 @Suite("Near cache")
 struct NearCacheTests {
     @Test func evictsTheLeastRecentlyUsedKey() {
-        var lru = LeastRecentlyUsed<Int>(capacity: 3)
+        var lru = LeastRecentlyUsed<String, Int>(capacity: 3)
         lru.setValue(1, for: "a")
         lru.setValue(2, for: "b")
         lru.setValue(3, for: "c")

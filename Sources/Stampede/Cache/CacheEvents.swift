@@ -22,7 +22,7 @@ final class CacheEvents: Sendable {
     private struct State {
         /// Per key: how many events so far, the last one, and the value of the last fill
         /// when it came with its message.
-        var keys: [String: (generation: Int, last: Kind, fill: StoredEntry?, signal: AsyncSignal, users: Int)] = [:]
+        var keys: [ExactKey: (generation: Int, last: Kind, fill: StoredEntry?, signal: AsyncSignal, users: Int)] = [:]
         var listener: Task<Void, Never>?
         /// Signalled when a subscription being started is confirmed (or has failed).
         var starting: AsyncSignal?
@@ -35,15 +35,16 @@ final class CacheEvents: Sendable {
     let channel: String
     private let logger: Logger
     let notifications: @Sendable () -> Void
-    /// Told of every key a message names (a fill, a failure, an invalidation).
-    private let changed: @Sendable (String) -> Void
+    /// Told of every key a message names and what the message said (a fill, a failure, an
+    /// invalidation), on the event loop where the message arrived, before any waiter wakes.
+    private let changed: @Sendable (Kind, String) -> Void
     /// Told when messages may have been missed (the subscription was interrupted).
     private let mayHaveMissedChanges: @Sendable () -> Void
 
     init(
         client: RedisClient, channel: String, logger: Logger,
         notifications: @escaping @Sendable () -> Void,
-        changed: @escaping @Sendable (String) -> Void = { _ in },
+        changed: @escaping @Sendable (Kind, String) -> Void = { _, _ in },
         mayHaveMissedChanges: @escaping @Sendable () -> Void = {}
     ) {
         self.client = client
@@ -59,7 +60,7 @@ final class CacheEvents: Sendable {
 
     /// How many events `key` has seen while watched (see ``watch(_:)``).
     func generation(of key: String) -> Int? {
-        state.withLock { $0.keys[key]?.generation }
+        state.withLock { $0.keys[ExactKey(key)]?.generation }
     }
 
     static func message(_ kind: Kind, key: String) -> String {
@@ -89,34 +90,20 @@ final class CacheEvents: Sendable {
         return state.withLock { $0.isListening }
     }
 
+    /// Messages are handled where they arrive, on the subscription's event loop, not in a
+    /// task: a task would compete for the cooperative threads with the callers, and callers
+    /// that read the near cache in a loop never suspend, so it could wait as long as their
+    /// loop runs while stale entries are served.
     private func listen(ready: AsyncSignal) async {
         do {
-            try await client.subscribe(to: [channel]) { events in
+            try await client.subscribe(to: [channel], onArrival: { event in self.handle(event) }) { events in
                 state.withLock { state in
                     state.isListening = true
                     state.starting = nil
                 }
                 ready.notify()
-                for try await event in events {
-                    switch event {
-                    case .message(let message):
-                        guard let first = message.payload.first else { continue }
-                        if first == UInt8(ascii: "V") {
-                            guard let (key, fill) = StoredEntry.parseFill(message.payload) else { continue }
-                            changed(key)
-                            notify(key: key, kind: .filled, fill: fill)
-                            continue
-                        }
-                        let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
-                        let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
-                        changed(key)
-                        notify(key: key, kind: kind, fill: nil)
-                    case .messagesMayHaveBeenMissed:
-                        logger.debug("cache subscription restored; waking every waiter to re-check")
-                        mayHaveMissedChanges()
-                        notifyAll()
-                    }
-                }
+                // Handled on arrival; the stream only says when the subscription ends.
+                for try await _ in events {}
             }
         } catch {
             logger.debug("cache subscription ended", metadata: ["stampede.error": "\(error)"])
@@ -133,7 +120,29 @@ final class CacheEvents: Sendable {
         notifyAll()
     }
 
+    private func handle(_ event: RedisSubscriptionEvent) {
+        switch event {
+        case .message(let message):
+            guard let first = message.payload.first else { return }
+            if first == UInt8(ascii: "V") {
+                guard let (key, fill) = StoredEntry.parseFill(message.payload) else { return }
+                changed(.filled, key)
+                notify(key: key, kind: .filled, fill: fill)
+                return
+            }
+            let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
+            let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
+            changed(kind, key)
+            notify(key: key, kind: kind, fill: nil)
+        case .messagesMayHaveBeenMissed:
+            logger.debug("cache subscription restored; waking every waiter to re-check")
+            mayHaveMissedChanges()
+            notifyAll()
+        }
+    }
+
     private func notify(key: String, kind: Kind, fill: StoredEntry?) {
+        let key = ExactKey(key)
         let signal = state.withLock { state -> AsyncSignal? in
             guard var entry = state.keys[key] else { return nil }
             entry.generation += 1
@@ -150,10 +159,12 @@ final class CacheEvents: Sendable {
 
     private func notifyAll() {
         let signals = state.withLock { state -> [AsyncSignal] in
-            for key in state.keys.keys {
-                state.keys[key]!.generation += 1
-                state.keys[key]!.last = .unknown
-                state.keys[key]!.fill = nil
+            state.keys = state.keys.mapValues { entry in
+                var entry = entry
+                entry.generation += 1
+                entry.last = .unknown
+                entry.fill = nil
+                return entry
             }
             return state.keys.values.map(\.signal)
         }
@@ -162,7 +173,8 @@ final class CacheEvents: Sendable {
 
     /// Registers interest in `key`; returns the generation to wait after.
     func watch(_ key: String) -> Int {
-        state.withLock { state in
+        let key = ExactKey(key)
+        return state.withLock { state in
             if var entry = state.keys[key] {
                 entry.users += 1
                 state.keys[key] = entry
@@ -174,6 +186,7 @@ final class CacheEvents: Sendable {
     }
 
     func unwatch(_ key: String) {
+        let key = ExactKey(key)
         state.withLock { state in
             guard var entry = state.keys[key] else { return }
             entry.users -= 1
@@ -184,6 +197,7 @@ final class CacheEvents: Sendable {
     /// Waits for an event on `key` after `generation`, at most `timeout`. Returns the event,
     /// the new generation and the filled value if it came with the message; `nil` on timeout.
     func wait(for key: String, after generation: Int, timeout: Duration) async -> (Kind, Int, StoredEntry?)? {
+        let key = ExactKey(key)
         guard let signal = state.withLock({ $0.keys[key]?.signal }) else { return nil }
         let current = { self.state.withLock { $0.keys[key].map { ($0.last, $0.generation, $0.fill) } } }
         // Read the signal's generation before checking, so an event in between is not lost.

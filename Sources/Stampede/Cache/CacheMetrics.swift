@@ -23,7 +23,7 @@ struct CacheMetrics: Sendable {
     let leaseLost: Counter
     /// Fills rejected because someone took over or invalidated meanwhile.
     let fillsRejected: Counter
-    /// Waits for another process's load that timed out.
+    /// Callers whose wait for another caller's load ran past the policy's wait timeout.
     let waitTimeouts: Counter
     /// Fill, failure and invalidation messages received.
     let notifications: Counter

@@ -9,6 +9,14 @@ public struct CachePolicy: Sendable {
         case fail
     }
 
+    /// What a caller does when another caller's load has not finished within ``waitTimeout``.
+    public enum WaitTimedOut: Sendable {
+        /// Call the loader itself, without the lease; its value is returned, not stored.
+        case loadLocally
+        /// Throw ``StampedeError/Code/waitTimedOut``.
+        case fail
+    }
+
     /// How long a value is fresh: served without a load. Default: 60 s.
     public var timeToLive: Duration
     /// How long past fresh a value may still be served while one caller fleet-wide refreshes
@@ -40,11 +48,16 @@ public struct CachePolicy: Sendable {
     /// The loader's lease in Redis; renewed every third of it while the loader runs.
     /// Default: 10 s.
     public var leaseDuration: Duration
-    /// How long a caller waits for another process's load before it asks again (and, if the
-    /// loader died, takes over once its lease expires). Default: 5 s.
+    /// The longest a caller waits, in all, for another caller's load. Meanwhile it is woken
+    /// by the fill (or the failure), and asks again whenever the loader's lease runs out, so
+    /// that a loader that died is replaced. Past it, the caller gets the stale value if
+    /// ``staleIfError`` allows, else does as ``whenWaitTimesOut`` says. Default: 5 s.
     public var waitTimeout: Duration
     /// Default: ``RedisUnavailable/loadLocally``.
     public var whenRedisUnavailable: RedisUnavailable
+    /// Default: ``WaitTimedOut/fail``: a loader slower than the wait timeout does not
+    /// turn its waiters into origin calls.
+    public var whenWaitTimesOut: WaitTimedOut
 
     public init(
         timeToLive: Duration = .seconds(60),
@@ -58,7 +71,8 @@ public struct CachePolicy: Sendable {
         loaderHardTimeout: Duration? = nil,
         leaseDuration: Duration = .seconds(10),
         waitTimeout: Duration = .seconds(5),
-        whenRedisUnavailable: RedisUnavailable = .loadLocally
+        whenRedisUnavailable: RedisUnavailable = .loadLocally,
+        whenWaitTimesOut: WaitTimedOut = .fail
     ) {
         self.timeToLive = timeToLive
         self.staleWhileRevalidate = staleWhileRevalidate
@@ -72,6 +86,7 @@ public struct CachePolicy: Sendable {
         self.leaseDuration = leaseDuration
         self.waitTimeout = waitTimeout
         self.whenRedisUnavailable = whenRedisUnavailable
+        self.whenWaitTimesOut = whenWaitTimesOut
     }
 
     /// How long past fresh an entry is kept in Redis: the longer of the two stale windows.

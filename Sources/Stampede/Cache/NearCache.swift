@@ -17,7 +17,7 @@ final class NearCache: Sendable {
         @usableFromInline var decoded: (type: ObjectIdentifier, value: any Sendable)?
     }
 
-    private let entries: Mutex<LeastRecentlyUsed<Entry>>
+    private let entries: Mutex<LeastRecentlyUsed<ExactKey, Entry>>
 
     init(capacity: Int) {
         entries = Mutex(LeastRecentlyUsed(capacity: capacity))
@@ -26,7 +26,8 @@ final class NearCache: Sendable {
     /// The entry for `key` if it has not expired (an expired one is dropped).
     @usableFromInline
     func entry(for key: String, now: ContinuousClock.Instant) -> Entry? {
-        entries.withLock { entries in
+        let key = ExactKey(key)
+        return entries.withLock { entries in
             guard let entry = entries.value(for: key) else { return nil }
             if entry.expires <= now {
                 entries.removeValue(for: key)
@@ -37,12 +38,13 @@ final class NearCache: Sendable {
     }
 
     func store(_ entry: Entry, for key: String) {
-        entries.withLock { $0.setValue(entry, for: key) }
+        entries.withLock { $0.setValue(entry, for: ExactKey(key)) }
     }
 
     /// Remembers the decoded value, if the entry is still the one it was decoded from.
     @usableFromInline
     func attach<Value: Sendable>(_ value: Value, for key: String, expires: ContinuousClock.Instant) {
+        let key = ExactKey(key)
         entries.withLock { entries in
             guard var entry = entries.peek(key), entry.expires == expires else { return }
             entry.decoded = (ObjectIdentifier(Value.self), value)
@@ -51,7 +53,7 @@ final class NearCache: Sendable {
     }
 
     func remove(_ key: String) {
-        entries.withLock { $0.removeValue(for: key) }
+        entries.withLock { $0.removeValue(for: ExactKey(key)) }
     }
 
     func removeAll() {
@@ -65,10 +67,10 @@ final class NearCache: Sendable {
 ///
 /// Entries live in arrays linked into a list, most recent first, so that lookups, moves and
 /// evictions cost O(1) without an allocation per entry.
-struct LeastRecentlyUsed<Value> {
+struct LeastRecentlyUsed<Key: Hashable, Value> {
     let capacity: Int
-    private var slots: [String: Int] = [:]
-    private var keys: [String] = []
+    private var slots: [Key: Int] = [:]
+    private var keys: [Key?] = []
     private var values: [Value?] = []
     private var newer: [Int] = []
     private var older: [Int] = []
@@ -84,24 +86,24 @@ struct LeastRecentlyUsed<Value> {
     var count: Int { slots.count }
 
     /// The value for `key`, which becomes the most recently used.
-    mutating func value(for key: String) -> Value? {
+    mutating func value(for key: Key) -> Value? {
         guard let slot = slots[key] else { return nil }
         moveToFront(slot)
         return values[slot]
     }
 
     /// The value for `key`, leaving the order as it is.
-    func peek(_ key: String) -> Value? {
+    func peek(_ key: Key) -> Value? {
         slots[key].flatMap { values[$0] }
     }
 
-    mutating func setValue(_ value: Value, for key: String) {
+    mutating func setValue(_ value: Value, for key: Key) {
         if let slot = slots[key] {
             values[slot] = value
             moveToFront(slot)
             return
         }
-        if slots.count >= capacity, oldest >= 0 { removeValue(for: keys[oldest]) }
+        if slots.count >= capacity, oldest >= 0, let evicted = keys[oldest] { removeValue(for: evicted) }
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = free
@@ -118,11 +120,11 @@ struct LeastRecentlyUsed<Value> {
         link(slot)
     }
 
-    mutating func removeValue(for key: String) {
+    mutating func removeValue(for key: Key) {
         guard let slot = slots.removeValue(forKey: key) else { return }
         unlink(slot)
         values[slot] = nil
-        keys[slot] = ""
+        keys[slot] = nil
         freeSlots.append(slot)
     }
 

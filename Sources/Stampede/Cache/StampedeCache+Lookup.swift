@@ -20,6 +20,9 @@ extension StampedeCache {
         // Subscribed before the first read: any fill after that read will be heard.
         var listening = events.isListening
         let clock = ContinuousClock()
+        // However many rounds it takes (a leader that died, a lock that is never released),
+        // a caller waits for others at most this long in all.
+        let waitDeadline = clock.now + policy.waitTimeout
         var draw: Double? = earlyRefreshDraw
         while true {
             try Task.checkCancellation()
@@ -36,28 +39,31 @@ extension StampedeCache {
             } catch let error as RedisError {
                 return try await withoutRedis(key, policy: policy, load: load, cause: error)
             }
-            if reply.wasCorrupt {
+            outageValues.redisAnswered()
+            if !reply.repairs.isEmpty {
                 metrics.corruptEntries.increment()
-                logger.debug("a foreign or corrupt entry was found and dropped", metadata: ["stampede.key": "\(key)"])
+                logger.debug("found foreign or unreadable data under the key's names and replaced it", metadata: [
+                    "stampede.key": "\(key)", "stampede.repaired": "\(reply.repairs.names)",
+                ])
             }
             let lease = Lease(name: key, token: token, fence: FencingToken(reply.fence))
 
             switch (reply.state, reply.role) {
-            case (.fresh, _):
+            case (.fresh(let entry), _):
                 metrics.hits.increment()
-                keepNear(key, entry: reply.entry!, redisNow: reply.now, sentAt: sentAt, seen: seen)
+                keepNear(key, entry: entry, redisNow: reply.now, sentAt: sentAt, seen: seen)
                 if reply.role == .leader {
                     // Early refresh: this caller won the try-lock; it serves the fresh value
                     // and refreshes in the background.
                     refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
                 }
-                return Lookup(entry: reply.entry!)
-            case (.stale, _) where policy.freshness(of: reply.entry!, now: reply.now, earlyRefreshDraw: 0) == .stale:
+                return Lookup(entry: entry)
+            case (.stale(let entry), _) where policy.freshness(of: entry, now: reply.now, earlyRefreshDraw: 0) == .stale:
                 metrics.staleServed.increment()
                 if reply.role == .leader {
                     refreshInBackground(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load)
                 }
-                return Lookup(entry: reply.entry!)
+                return Lookup(entry: entry)
             case (_, .leader):
                 metrics.misses.increment()
                 return try await lead(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load, reply: reply)
@@ -68,10 +74,13 @@ extension StampedeCache {
                     listening = await events.ensureListening(within: policy.waitTimeout)
                     if listening { continue }
                 }
+                let remaining = waitDeadline - clock.now
+                guard remaining > .zero else {
+                    return try await waitTimedOut(key, policy: policy, reply: reply, load: load)
+                }
                 // Never longer than the leader's lease: if it died, take over when it expires.
-                let timeout = min(policy.waitTimeout, .milliseconds(max(reply.lockTTL, 1)) + .milliseconds(2))
+                let timeout = min(remaining, .milliseconds(max(reply.lockTTL, 1)) + .milliseconds(2))
                 guard let (kind, generation, fill) = await events.wait(for: key, after: seen, timeout: timeout) else {
-                    metrics.waitTimeouts.increment()
                     continue
                 }
                 seen = generation
@@ -81,13 +90,39 @@ extension StampedeCache {
                     return Lookup(entry: fill)
                 }
                 if kind == .failed {
-                    if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.wholeMilliseconds {
+                    if let stale = servableOnError(reply, policy: policy) {
                         metrics.staleServed.increment()
                         return Lookup(entry: stale)
                     }
                     throw StampedeError(.loadFailedElsewhere, "the loader for '\(key)' failed in another process")
                 }
             }
+        }
+    }
+
+    /// The stale entry of `reply` if stale-if-error allows serving it in place of an error.
+    private func servableOnError(_ reply: LeaseGetReply, policy: CachePolicy) -> StoredEntry? {
+        guard let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.wholeMilliseconds else { return nil }
+        return stale
+    }
+
+    /// Another caller's load did not finish within the policy's wait timeout: the stale
+    /// value if stale-if-error allows it, else what ``CachePolicy/whenWaitTimesOut`` says.
+    private func waitTimedOut(
+        _ key: String, policy: CachePolicy, reply: LeaseGetReply, load: @Sendable () async throws -> [UInt8]?
+    ) async throws -> Lookup {
+        metrics.waitTimeouts.increment()
+        if let stale = servableOnError(reply, policy: policy) {
+            metrics.staleServed.increment()
+            return Lookup(entry: stale)
+        }
+        switch policy.whenWaitTimesOut {
+        case .fail:
+            throw StampedeError(.waitTimedOut, "another caller's load of '\(key)' did not finish within \(policy.waitTimeout)")
+        case .loadLocally:
+            logger.debug("wait timed out; loading without the lease", metadata: ["stampede.key": "\(key)"])
+            metrics.loads.increment()
+            return Lookup(bytes: try await load())
         }
     }
 
@@ -126,6 +161,7 @@ extension StampedeCache {
             redisClock.record(redisMilliseconds: Double(seconds) * 1000 + Double(microseconds) / 1000, sentAt: sentAt, receivedAt: .now)
             (fields, now) = (values, seconds * 1000 + microseconds / 1000)
         }
+        outageValues.redisAnswered()
         guard let entry = StoredEntry(hashFields: fields),
               policy.freshness(of: entry, now: now, earlyRefreshDraw: earlyRefreshDraw) == .fresh
         else { return nil }
@@ -148,11 +184,18 @@ extension StampedeCache {
         case .fail:
             throw StampedeError(.redisUnavailable, "cannot look up '\(key)'", underlying: cause)
         case .loadLocally:
+            let exactKey = ExactKey(key)
+            if let kept = outageValues.entry(for: exactKey, now: .now) {
+                return Lookup(bytes: kept.bytes)
+            }
             logger.debug("Redis unavailable; loading without the cache", metadata: [
                 "stampede.key": "\(key)", "stampede.error": "\(cause.code): \(cause.message)",
             ])
             metrics.loads.increment()
-            return Lookup(bytes: try await load())
+            let bytes = try await load()
+            let keptFor = bytes == nil ? policy.negativeTimeToLive : policy.timeToLive
+            outageValues.keep(.init(bytes: bytes, expires: .now + keptFor), for: exactKey)
+            return Lookup(bytes: bytes)
         }
     }
 
@@ -183,7 +226,7 @@ extension StampedeCache {
         case .success(let bytes):
             return Lookup(bytes: bytes)
         case .failure(let error):
-            if let stale = reply.entry, reply.now < stale.freshUntil + policy.staleIfError.wholeMilliseconds {
+            if let stale = servableOnError(reply, policy: policy) {
                 metrics.staleServed.increment()
                 logger.debug("load failed; serving the stale value", metadata: ["stampede.key": "\(key)", "stampede.error": "\(error)"])
                 return Lookup(entry: stale)

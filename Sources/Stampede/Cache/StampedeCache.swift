@@ -37,17 +37,23 @@ public final class StampedeCache: Sendable {
         /// An in-process cache in front of Redis for hot keys; `nil` turns it off.
         /// Default: `nil`.
         public var nearCache: NearCacheOptions?
+        /// The most values loaded while Redis is unavailable (``CachePolicy/RedisUnavailable/loadLocally``)
+        /// that this process keeps, each for its time to live, so that an outage costs the
+        /// origin one call per key and time to live rather than one per lookup. They are
+        /// dropped when Redis answers again. 0 keeps none. Default: 10,000.
+        public var outageCapacity: Int
 
         public init(
             namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
             codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20,
-            nearCache: NearCacheOptions? = nil
+            nearCache: NearCacheOptions? = nil, outageCapacity: Int = 10_000
         ) {
             self.namespace = namespace
             self.policy = policy
             self.codec = codec
             self.maximumValueSize = maximumValueSize
             self.nearCache = nearCache
+            self.outageCapacity = outageCapacity
         }
     }
 
@@ -79,7 +85,7 @@ public final class StampedeCache: Sendable {
     let configuredPolicyCheck: Result<Void, StampedeError>
     let logger: Logger
     @usableFromInline let metrics: CacheMetrics
-    let flights = SingleFlight<String, Lookup>()
+    let flights: SingleFlight<ExactKey, Lookup>
     let events: CacheEvents
     /// Renews leases while loaders run (the same watchdog as ``RedisMutex``).
     let leases: RedisMutex
@@ -89,6 +95,8 @@ public final class StampedeCache: Sendable {
     @usableFromInline let near: NearCache?
     /// Redis's clock as last read, so that most hits need no `TIME`.
     let redisClock = RedisClock()
+    /// Values loaded while Redis was unavailable.
+    let outageValues: OutageValues
 
     /// What a lookup produced, before decoding: `nil` bytes for "no such value".
     struct Lookup: Sendable {
@@ -120,10 +128,18 @@ public final class StampedeCache: Sendable {
         self.metrics = metrics
         let near = configuration.nearCache.map { NearCache(capacity: max($0.capacity, 1)) }
         self.near = near
+        let flights = SingleFlight<ExactKey, Lookup>()
+        self.flights = flights
+        self.outageValues = OutageValues(capacity: configuration.outageCapacity)
         self.events = CacheEvents(
             client: client, channel: configuration.namespace + ":events", logger: logger,
             notifications: { metrics.notifications.increment() },
-            changed: { key in near?.remove(key) },
+            changed: { kind, key in
+                near?.remove(key)
+                // A lookup in flight may have read the key before the invalidation: callers
+                // from now on start a new one instead of joining it.
+                if kind == .invalidated { flights.forget(ExactKey(key)) }
+            },
             mayHaveMissedChanges: { near?.removeAll() })
         self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
     }
@@ -229,7 +245,7 @@ public final class StampedeCache: Sendable {
         // One early-refresh draw for the quick try and the script's decision alike.
         let draw = policy.earlyRefreshDraw()
         let (lookup, shared) = try await flights.run(
-            key: key,
+            key: ExactKey(key),
             quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) },
             makeOperation: {
                 let load = makeLoad()
@@ -304,7 +320,7 @@ public final class StampedeCache: Sendable {
         }
         // This process's near entry goes at once, not when the message comes back.
         near?.remove(key)
-        flights.forget(key)
+        flights.forget(ExactKey(key))
     }
 
     /// Gets ready for the first lookup ahead of time: opens the connections, loads the

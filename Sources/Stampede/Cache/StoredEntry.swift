@@ -68,13 +68,15 @@ public struct StoredEntry: Sendable, Equatable {
 
 extension StoredEntry {
     /// The decimal number at `index` in `bytes`, ended by a ':' that is skipped too; `nil`
-    /// when it is empty, longer than 18 digits, holds another byte, or has no ':' after it.
+    /// when it is empty, longer than 15 digits, holds another byte, or has no ':' after it.
+    /// The scripts read numbers of at most 15 digits too (Lua's numbers hold them exactly):
+    /// an entry they would replace as unreadable is never a hit here.
     static func decimal(in bytes: [UInt8], at index: inout Int) -> Int? {
         var value = 0
         var digits = 0
         while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
             let digit = bytes[index] &- UInt8(ascii: "0")
-            guard digit < 10, digits < 18 else { return nil }
+            guard digit < 10, digits < 15 else { return nil }
             value = value * 10 + Int(digit)
             digits += 1
             index += 1

@@ -134,11 +134,12 @@ final class LocalGate: Sendable {
 
 /// The gates of the lock names in use in this process.
 final class LocalGates: Sendable {
-    private let gates = Mutex<[String: (gate: LocalGate, users: Int)]>([:])
+    private let gates = Mutex<[ExactKey: (gate: LocalGate, users: Int)]>([:])
 
     /// The gate for `key`, kept until the matching ``checkIn(_:)``.
     func checkOut(_ key: String) -> LocalGate {
-        gates.withLock { gates in
+        let key = ExactKey(key)
+        return gates.withLock { gates in
             if let entry = gates[key] {
                 gates[key] = (entry.gate, entry.users + 1)
                 return entry.gate
@@ -150,6 +151,7 @@ final class LocalGates: Sendable {
     }
 
     func checkIn(_ key: String) {
+        let key = ExactKey(key)
         gates.withLock { gates in
             guard let entry = gates[key] else { return }
             if entry.users <= 1 {

@@ -2,7 +2,8 @@ import StampedeRedis
 
 /// The Lua scripts behind ``RedisMutex``. Each is one round trip and atomic on the server.
 /// Keys go as `KEYS`, never into the source; lock and fence share a hash tag, so one script
-/// touches one cluster slot.
+/// touches one cluster slot. The lock is read with `pcall`: a key of another type under the
+/// lock's name is not our token, and must not turn into a Redis error.
 enum LockScripts {
     /// KEYS: lock, fence. ARGV: token, lease ms.
     /// Returns `{1, fence}` when acquired, `{0, pttl}` when held by someone else.
@@ -16,7 +17,7 @@ enum LockScripts {
     /// After an acquire whose reply was lost: is the lock ours, and with which fence?
     /// KEYS: lock, fence. ARGV: token. Returns the fence, or false when not ours.
     static let confirm = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
+        if redis.pcall('GET', KEYS[1]) == ARGV[1] then
           return tonumber(redis.call('GET', KEYS[2]) or '0')
         end
         return false
@@ -24,7 +25,7 @@ enum LockScripts {
 
     /// KEYS: lock. ARGV: token, lease ms. Returns 1 when renewed, 0 when the token is gone.
     static let renew = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
+        if redis.pcall('GET', KEYS[1]) == ARGV[1] then
           return redis.call('PEXPIRE', KEYS[1], ARGV[2])
         end
         return 0
@@ -33,7 +34,7 @@ enum LockScripts {
     /// KEYS: lock. ARGV: token, release channel. Deletes only our own lock and wakes the
     /// waiters. Returns 1 when released, 0 when the token was gone (the lease was lost).
     static let release = RedisScript("""
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
+        if redis.pcall('GET', KEYS[1]) == ARGV[1] then
           redis.call('DEL', KEYS[1])
           redis.call('PUBLISH', ARGV[2], '')
           return 1

@@ -1,0 +1,287 @@
+import Foundation
+import NIOPosix
+@testable import Stampede
+@testable import StampedeRedis
+import StampedeTestSupport
+import Synchronization
+import Testing
+
+/// What no data in Redis, no invalidation and no outage may do to a caller: crash it, hang
+/// it, serve it a value older than an invalidation it could know of, or turn into calls to
+/// the origin.
+@Suite("Reliability")
+struct ReliabilityTests {
+    func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(earlyRefreshBeta: nil), namespace: String = uniquePrefix(),
+               nearCache: StampedeCache.NearCacheOptions? = nil) -> StampedeCache {
+        StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy, nearCache: nearCache))
+    }
+
+    // MARK: Foreign data under the key's names
+
+    @Test("numbers in an entry's metadata that no Int holds are a miss, replaced, never a crash",
+          arguments: ["2:99999999999999999999:99999999999999999999:0:0", "2:9223372036854775808:9223372036854775808:0:0",
+                      "2:1000000000000000:1000000000000000:0:0", "2:1:1:99999999999999999999:0"])
+    func numbersTooLargeInTheMetadataAreAMiss(meta: String) async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let entryKey = RedisArgument(cache.entryKey(for: "k"))
+            try await client.send("HSET", entryKey, "v", "\"planted\"", "f", "1", "m", RedisArgument(meta))
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(origin.calls == 1, "replaced by the load, then a hit")
+            await cache.shutdown()
+        }
+    }
+
+    @Test("a lock without expiry is taken over at once, whatever its type", .timeLimit(.minutes(1)))
+    func aLockWithoutExpiryIsTakenOver() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let lockKey = RedisArgument(cache.entryKey(for: "k") + ":lock")
+            try await client.send("SET", lockKey, "left-behind")
+            #expect(try await fetch(cache, "k") { "loaded" } == "loaded")
+            #expect(try await fetch(cache, "k") { "not called" } == "loaded")
+            #expect(try await client.send("EXISTS", lockKey).int == 0, "released after the fill")
+
+            try await client.send("RPUSH", RedisArgument(cache.entryKey(for: "k2") + ":lock"), "x")
+            #expect(try await fetch(cache, "k2") { "loaded" } == "loaded")
+            await cache.shutdown()
+        }
+    }
+
+    @Test("a caller waits for another's load at most the wait timeout in all, then does as the policy says", .timeLimit(.minutes(1)))
+    func aWaitEndsAtTheWaitTimeout() async throws {
+        try await withSharedClient { client, _ async throws in
+            // A lease that outlives the wait, held by a loader that never finishes.
+            let cache = cache(client)
+            try await client.send("SET", RedisArgument(cache.entryKey(for: "k") + ":lock"), "elsewhere", "PX", "60000")
+            let short = CachePolicy(earlyRefreshBeta: nil, waitTimeout: .milliseconds(300))
+            let error = await stampedeError { _ = try await cache.value(for: "k", policy: short) { "not called" } }
+            #expect(error?.code == .waitTimedOut)
+
+            var local = short
+            local.whenWaitTimesOut = .loadLocally
+            #expect(try await cache.value(for: "k", policy: local) { "loaded here" } == "loaded here")
+            #expect(await storedJSON(client, cache, "k") == nil, "without the lease, nothing is stored")
+
+            // A stale value within stale-if-error is served instead.
+            let other = self.cache(client, namespace: cache.configuration.namespace)
+            try await client.send("DEL", RedisArgument(cache.entryKey(for: "s") + ":lock"))
+            _ = try await other.value(for: "s", policy: .init(timeToLive: .milliseconds(50), staleIfError: .seconds(60), earlyRefreshBeta: nil)) { "old" }
+            try await client.send("SET", RedisArgument(cache.entryKey(for: "s") + ":lock"), "elsewhere", "PX", "60000")
+            try await Task.sleep(for: .milliseconds(100))  // past its fresh time
+            var failSafe = short
+            failSafe.staleIfError = .seconds(60)
+            #expect(try await cache.value(for: "s", policy: failSafe) { "not called" } == "old")
+            await cache.shutdown()
+        }
+    }
+
+    @Test("a fence of another type is replaced: the cache keeps working and invalidate succeeds")
+    func aFenceOfAnotherTypeIsReplaced() async throws {
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client)
+            let fenceKey = RedisArgument(cache.entryKey(for: "k") + ":fence")
+            try await client.send("RPUSH", fenceKey, "x")
+            let origin = FakeOrigin()
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v1")
+            #expect(origin.calls == 1, "stored, then a hit")
+            #expect(try await client.send("TYPE", fenceKey) == .simpleString("string"))
+
+            try await client.send("DEL", fenceKey)
+            try await client.send("SET", fenceKey, "not a number")
+            try await cache.invalidate("k")
+            #expect(try await client.send("GET", fenceKey).int != nil)
+            try await client.send("DEL", fenceKey)
+            try await client.send("HSET", fenceKey, "a", "b")
+            try await cache.invalidate("k")
+            origin.set("v2")
+            #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
+            await cache.shutdown()
+        }
+    }
+
+    // MARK: Invalidation across processes
+
+    @Test("a caller that arrives after the invalidation message does not join a lookup that started before it")
+    func aReadAfterAnInvalidationDoesNotJoinAnEarlierLookup() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            // A second client and cache stand for a second process (own single flight, own subscription).
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let writer = cache(client, namespace: namespace)
+            let reader = cache(otherClient, namespace: namespace)
+            try await reader.prepare()
+            let origin = FakeOrigin()
+            let gate = Gate()
+            // The reader's lookup reads the origin before the write, then stalls.
+            let early = Task { try await fetch(reader, "k") { let value = try await origin.load(); await gate.wait(); return value } }
+            #expect(await eventually { origin.calls == 1 })
+            let heard = reader.events.generation(of: "k") ?? 0
+
+            origin.set("v2")
+            try await writer.invalidate("k")
+            #expect(await eventually { (reader.events.generation(of: "k") ?? 0) > heard }, "the reader heard of it")
+
+            let late = Task { try await fetch(reader, "k") { try await origin.load() } }
+            // It joined the earlier lookup, or started its own (the earlier one was forgotten).
+            #expect(await eventually {
+                let waiting = reader.flights.waiting(for: ExactKey("k"))
+                return waiting > 1 || (waiting == 1 && reader.flights.forgottenCount == 1)
+            })
+            gate.open()
+            #expect(try await early.value == "v1", "a caller that came before the invalidation may get the old value")
+            #expect(try await late.value == "v2")
+            await reader.shutdown()
+            await otherClient.shutdown()
+        }
+    }
+
+    @Test("a near entry is dropped when the invalidation arrives, while readers on every thread never suspend",
+          .timeLimit(.minutes(1)))
+    func theNearCacheDropsAnEntryWhileReadersSpin() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let writer = cache(client, namespace: namespace)
+            _ = try await fetch(writer, "k") { "v1" }
+            let reader = cache(otherClient, namespace: namespace, nearCache: .init(timeToLive: .seconds(60)))
+            try await reader.prepare()
+            #expect(try await fetch(reader, "k") { "unused" } == "v1")
+            #expect(reader.near?.count == 1)
+
+            // As many spinning readers as the cooperative pool has threads: a task that had to
+            // run to drop the entry would not get a thread until they stop. The invalidation
+            // (the entry deleted, the message published) is queued on the writer's connection
+            // by one of them without suspending, and written by its event loop.
+            let spinners = ProcessInfo.processInfo.activeProcessorCount
+            let barrier = SpinBarrier(parties: spinners)
+            let deadline = ContinuousClock.now + .seconds(10)
+            let sawNewValue = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<spinners {
+                    group.addTask {
+                        barrier.arriveAndSpin()
+                        if index == 0 {
+                            let loop = MultiThreadedEventLoopGroup.singleton.any()
+                            let connection = client.connection()
+                            connection.submit(["DEL", RedisArgument(writer.entryKey(for: "k"))], to: .promise(loop.makePromise()))
+                            connection.submit(["PUBLISH", RedisArgument(writer.events.channel), RedisArgument(CacheEvents.message(.invalidated, key: "k"))],
+                                              to: .promise(loop.makePromise()))
+                        }
+                        while ContinuousClock.now < deadline {
+                            if try await fetch(reader, "k") { "v2" } == "v2" { return true }
+                        }
+                        return false
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(sawNewValue.allSatisfy { $0 }, "every reader saw the invalidation before its deadline")
+            await reader.shutdown()
+            await otherClient.shutdown()
+        }
+    }
+
+    // MARK: Outage
+
+    @Test("while Redis is down, a value loaded without it is kept for its time to live, and dropped when Redis is back")
+    func anOutageCallsTheOriginOncePerKeyAndTimeToLive() async throws {
+        let server = try await RedisServer.start()
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.connectTimeout = .milliseconds(300)
+        configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(50))
+        try await withClient(configuration) { client async throws in
+            let cache = cache(client)
+            #expect(try await fetch(cache, "k") { "cached" } == "cached")
+            server.kill()
+            let origin = FakeOrigin()
+            for _ in 0..<3 {
+                let values = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 0..<20 { group.addTask { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(20)) } } }
+                    return try await group.reduce(into: [String]()) { $0.append($1) }
+                }
+                #expect(values.allSatisfy { $0 == "v1" })
+            }
+            #expect(origin.calls == 1, "one call per process, key and time to live")
+            #expect(cache.outageValues.count == 1)
+            // Each key its own call; "no such value" is kept too.
+            #expect(try await cache.valueIfPresent(for: "absent", as: String.self) { _ = try await origin.load(); return nil } == nil)
+            #expect(try await cache.valueIfPresent(for: "absent", as: String.self) { _ = try await origin.load(); return nil } == nil)
+            #expect(origin.calls == 2)
+
+            try await server.restart()
+            #expect(await eventually { (try? await client.send("PING")) == .simpleString("PONG") })
+            #expect(try await fetch(cache, "k") { "after" } == "after")
+            #expect(cache.outageValues.count == 0, "dropped once Redis answered")
+            await cache.shutdown()
+        }
+        server.stop()
+    }
+
+    @Test("values kept during an outage expire after their time to live")
+    func outageValuesExpire() {
+        let values = OutageValues(capacity: 2)
+        let now = ContinuousClock.now
+        values.keep(.init(bytes: [1], expires: now + .seconds(1)), for: ExactKey("a"))
+        #expect(values.entry(for: ExactKey("a"), now: now)?.bytes == [1])
+        #expect(values.entry(for: ExactKey("a"), now: now + .seconds(1)) == nil)
+        for key in ["b", "c", "d"] { values.keep(.init(bytes: nil, expires: now + .seconds(1)), for: ExactKey(key)) }
+        #expect(values.count == 2, "bounded")
+        values.redisAnswered()
+        #expect(values.count == 0)
+        #expect(OutageValues(capacity: 0).entry(for: ExactKey("a"), now: now) == nil)
+    }
+
+    // MARK: Keys as Redis sees them
+
+    @Test("keys equal as Swift strings but of different bytes are different keys in every in-process map")
+    func keysAreComparedByTheirBytes() async throws {
+        #expect(ExactKey("\u{e9}") != ExactKey("e\u{301}"))
+        #expect(ExactKey("\u{e9}") == ExactKey("\u{e9}"))
+        #expect(Set([ExactKey("\u{e9}"), ExactKey("e\u{301}"), ExactKey(String("\u{e9}"))]).count == 2)
+        try await withSharedClient { client, _ async throws in
+            let cache = cache(client, nearCache: .init())
+            try await cache.prepare()
+            #expect(try await fetch(cache, "\u{e9}") { "composed" } == "composed")
+            #expect(try await fetch(cache, "\u{e9}") { "not called" } == "composed")
+            #expect(try await fetch(cache, "e\u{301}") { "decomposed" } == "decomposed")
+            #expect(try await fetch(cache, "e\u{301}") { "not called" } == "decomposed")
+            #expect(try await fetch(cache, "\u{e9}") { "not called" } == "composed")
+            await cache.shutdown()
+        }
+    }
+}
+
+/// Holds callers until opened.
+final class Gate: Sendable {
+    private let opened = Mutex(false)
+    private let signal = AsyncSignal()
+
+    func open() {
+        opened.withLock { $0 = true }
+        signal.notify()
+    }
+
+    func wait() async {
+        while true {
+            let seen = signal.generation
+            if opened.withLock({ $0 }) { return }
+            await signal.wait(after: seen, timeout: .seconds(60))
+        }
+    }
+}
+
+/// Holds its parties, spinning, until all of them arrived: a barrier that never suspends.
+final class SpinBarrier: Sendable {
+    private let arrived = Atomic<Int>(0)
+    private let parties: Int
+
+    init(parties: Int) { self.parties = parties }
+
+    func arriveAndSpin() {
+        arrived.add(1, ordering: .relaxed)
+        while arrived.load(ordering: .relaxed) < parties {}
+    }
+}
