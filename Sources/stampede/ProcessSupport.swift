@@ -20,6 +20,21 @@ func median(_ values: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
+/// For a worker process (this executable in a hidden mode, started by a coordinator such as
+/// `stampede storm`): stops on SIGINT and SIGTERM, which the coordinator ignores (it handles
+/// them itself) and a spawned process inherits ignored; and exits when the coordinator is
+/// gone (its process id no longer our parent), so that a coordinator killed outright leaves
+/// no worker behind.
+func tieLifetimeToCoordinator() {
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+    let parent = getppid()
+    Thread.detachNewThread {
+        while getppid() == parent { usleep(200_000) }
+        Foundation.exit(2)
+    }
+}
+
 /// Prints a line and flushes it, so that a parent reading the pipe sees it at once. A
 /// closed standard output (`stampede storm | head`) loses the line rather than stopping the
 /// process before it has cleaned up.

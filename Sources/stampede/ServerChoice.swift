@@ -12,14 +12,17 @@ struct ServerChoice {
 
     /// Runs `body` against the user's Redis or a throwaway one (stopped afterwards). Every
     /// failure to start or reach Redis becomes one clear line and a non-zero exit.
-    static func run<Result>(url: String?, _ body: (ServerChoice) async throws -> Result) async throws -> Result {
+    /// `whyThrowaway` opens the line that announces a throwaway server.
+    static func run<Result>(
+        url: String?, whyThrowaway: String = "No --redis given", _ body: (ServerChoice) async throws -> Result
+    ) async throws -> Result {
         let server: ServerChoice
         do {
             if let url {
                 server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil)
             } else {
                 let started = try await RedisServer.start()
-                say("No --redis given: started a throwaway redis-server at \(started.url) (stopped at the end).")
+                say("\(whyThrowaway): started a throwaway redis-server at \(started.url) (stopped at the end).")
                 server = ServerChoice(configuration: try RedisConfiguration(url: started.url), url: started.url, throwaway: started)
             }
         } catch let error as RedisError {

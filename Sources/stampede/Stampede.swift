@@ -5,10 +5,10 @@ import Foundation
 struct Stampede: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede",
-        abstract: "Stampede's command-line tool: storms and benchmarks against your Redis, or a throwaway one.",
+        abstract: "Stampede's command-line tool: storms, benchmarks and reliability checks against your Redis, or a throwaway one.",
         subcommands: [
-            Storm.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self,
-            StormWorker.self, MutexWorker.self, CacheWorker.self,
+            Storm.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self, Reliability.self,
+            StormWorker.self, MutexWorker.self, CacheWorker.self, ReliabilityWorker.self,
         ],
         defaultSubcommand: Storm.self
     )

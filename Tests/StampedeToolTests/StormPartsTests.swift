@@ -75,10 +75,10 @@ struct StormPartsTests {
         report.requests = 7
         report.latency.record(microseconds: 1500)
         report.errorSamples = ["boom"]
-        #expect(WorkerMessage(line: WorkerMessage.result(report).line) == .result(report))
-        #expect(WorkerMessage(line: "ready") == .ready)
+        #expect(WorkerMessage<WorkerReport>(line: WorkerMessage.result(report).line) == .result(report))
+        #expect(WorkerMessage<WorkerReport>(line: "ready") == .ready)
         for other in ["Error: something", "result {not json", "readyy", ""] {
-            #expect(WorkerMessage(line: other) == nil, "\(other)")
+            #expect(WorkerMessage<WorkerReport>(line: other) == nil, "\(other)")
         }
         #expect(CoordinatorMessage(line: CoordinatorMessage.go(startAt: 123_456_789).line) == .go(startAt: 123_456_789))
         #expect(CoordinatorMessage(line: "exit") == .exit)

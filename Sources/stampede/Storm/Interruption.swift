@@ -3,8 +3,9 @@ import EmbeddedRedis
 import Foundation
 import Synchronization
 
-/// What an interrupted storm (Ctrl-C, or SIGTERM) must undo before it exits: kill its
-/// workers, delete its keys from the user's Redis, stop its throwaway server.
+/// What an interrupted run (a storm, a reliability check; Ctrl-C, or SIGTERM) must undo
+/// before it exits: kill its workers, delete its keys from the user's Redis, stop its
+/// throwaway server.
 final class Interruption: Sendable {
     static let shared = Interruption()
 
@@ -13,6 +14,9 @@ final class Interruption: Sendable {
         var server: RedisServer?
         /// Deletes the storm's keys; `false` when it could not.
         var deleteKeys: (@Sendable () async -> Bool)?
+        /// What the keys are called, and the prefix they live under, for the last line.
+        var keysName = "the storm's keys"
+        var keysPrefix = StormKeys.prefix
         var interrupted = false
     }
     private let state = Mutex(State())
@@ -32,7 +36,15 @@ final class Interruption: Sendable {
     func register(_ worker: pid_t) { state.withLock { _ = $0.workers.insert(worker) } }
     func unregister(_ worker: pid_t) { state.withLock { _ = $0.workers.remove(worker) } }
     func stopOnInterrupt(_ server: RedisServer?) { state.withLock { $0.server = server } }
-    func onInterrupt(deleteKeys: (@Sendable () async -> Bool)?) { state.withLock { $0.deleteKeys = deleteKeys } }
+    func onInterrupt(
+        deleteKeys: (@Sendable () async -> Bool)?, named name: String = "the storm's keys", under prefix: String = StormKeys.prefix
+    ) {
+        state.withLock { state in
+            state.deleteKeys = deleteKeys
+            state.keysName = name
+            state.keysPrefix = prefix
+        }
+    }
 
     /// Whether an interrupt is being handled: failures it causes (workers killed under a
     /// running storm) are not reported, the handler exits the process.
@@ -40,10 +52,10 @@ final class Interruption: Sendable {
 
     private func interrupt(by signalNumber: Int32) {
         // A second signal (SIGTERM after SIGINT, say) leaves the clean-up to the first.
-        guard let (workers, server, deleteKeys) = state.withLock({ state -> (Set<pid_t>, RedisServer?, (@Sendable () async -> Bool)?)? in
+        guard let (workers, server, deleteKeys, keysName, keysPrefix) = state.withLock({ state -> (Set<pid_t>, RedisServer?, (@Sendable () async -> Bool)?, String, String)? in
             if state.interrupted { return nil }
             state.interrupted = true
-            return (state.workers, state.server, state.deleteKeys)
+            return (state.workers, state.server, state.deleteKeys, state.keysName, state.keysPrefix)
         }) else { return }
         for worker in workers { kill(worker, SIGKILL) }
         // Gone before the keys are deleted, so that no late write of theirs lands after.
@@ -59,7 +71,7 @@ final class Interruption: Sendable {
                 done.signal()
             }
             let inTime = done.wait(timeout: .now() + 5) == .success
-            undone.append(inTime && deleted.withLock { $0 } ? "deleted the storm's keys" : "could not delete the storm's keys (they are under '\(StormKeys.prefix)')")
+            undone.append(inTime && deleted.withLock { $0 } ? "deleted \(keysName)" : "could not delete \(keysName) (they are under '\(keysPrefix)')")
         }
         if let server {
             server.stop()

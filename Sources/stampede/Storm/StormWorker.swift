@@ -29,11 +29,7 @@ struct StormWorker: AsyncParsableCommand {
     @Option(help: "This worker's number, for its random key sequence.") var index: Int
 
     func run() async throws {
-        // The coordinator ignores these (it handles them itself), and a spawned process
-        // inherits that: a worker must still stop when told to.
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-        exitWhenOrphaned()
+        tieLifetimeToCoordinator()
         let coordinator = LineInbox<CoordinatorMessage>(reading: .standardInput) { CoordinatorMessage(line: $0) }
         guard let url = redis ?? ProcessInfo.processInfo.environment[Self.urlVariable] else {
             throw ValidationError("no Redis URL: pass --redis or set \(Self.urlVariable)")
@@ -47,7 +43,7 @@ struct StormWorker: AsyncParsableCommand {
         // up. What that sends happens before the coordinator starts counting.
         try await client.send("PING")
         if strategy == .stampede && scenario != .lock { try await storm.cache.prepare() }
-        say(WorkerMessage.ready.line)
+        say(WorkerMessage<WorkerReport>.ready.line)
 
         guard case .go(let startAt)? = await coordinator.next(within: .seconds(600)) else { throw ExitCode(2) }
         let wait = startAt - monotonicNanoseconds()
@@ -62,16 +58,6 @@ struct StormWorker: AsyncParsableCommand {
 
         _ = await coordinator.next(within: .seconds(600))
         await client.shutdown()
-    }
-
-    /// Exits when the coordinator is gone (its process id no longer our parent), so that a
-    /// coordinator killed outright leaves no worker behind.
-    private func exitWhenOrphaned() {
-        let parent = getppid()
-        Thread.detachNewThread {
-            while getppid() == parent { usleep(200_000) }
-            Foundation.exit(2)
-        }
     }
 }
 

@@ -1,20 +1,22 @@
 import Foundation
 import Synchronization
 
-/// The worker processes of one storm run: started together, told when to go, read line by
-/// line, and killed if the run is interrupted or fails.
-final class WorkerFleet: Sendable {
+/// The worker processes of one run (a storm's, a reliability check's): started together,
+/// told when to go, read line by line as `Message`s, and killed if the run is interrupted or
+/// fails.
+final class WorkerFleet<Message: Sendable>: Sendable {
     private struct Worker: Sendable {
         let process: Process
         let input: FileHandle
-        let inbox: LineInbox<WorkerMessage>
+        let inbox: LineInbox<Message>
     }
 
     private let workers: [Worker]
 
     /// Starts this executable once per argument list, with `environment` added to this
-    /// process's.
-    init(environment: [String: String] = [:], _ argumentLists: [[String]]) throws {
+    /// process's; `parse` reads a worker's line as a message (`nil`: a diagnostic, kept for
+    /// the error report).
+    init(environment: [String: String] = [:], _ argumentLists: [[String]], parse: @escaping @Sendable (String) -> Message?) throws {
         let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var workers: [Worker] = []
@@ -37,7 +39,7 @@ final class WorkerFleet: Sendable {
                 Interruption.shared.register(process.processIdentifier)
                 try? output.fileHandleForWriting.close()
                 try? input.fileHandleForReading.close()
-                let inbox = LineInbox<WorkerMessage>(reading: output.fileHandleForReading) { WorkerMessage(line: $0) }
+                let inbox = LineInbox<Message>(reading: output.fileHandleForReading, parse: parse)
                 workers.append(Worker(process: process, input: input.fileHandleForWriting, inbox: inbox))
             }
         } catch {
@@ -51,30 +53,16 @@ final class WorkerFleet: Sendable {
         self.workers = workers
     }
 
-    /// Waits until every worker has said it is ready.
-    func waitUntilReady(within limit: Duration) async throws {
-        _ = try await nextFromEach(within: limit) { message -> Bool? in
-            guard case .ready = message else { return nil }
-            return true
-        }
+    /// Writes `line` to every worker's standard input.
+    func send(line: String) {
+        let data = Data((line + "\n").utf8)
+        for worker in workers { try? worker.input.write(contentsOf: data) }
     }
 
-    /// Waits for every worker's report.
-    func results(within limit: Duration) async throws -> [WorkerReport] {
-        try await nextFromEach(within: limit) { message in
-            guard case .result(let report) = message else { return nil }
-            return report
-        }
-    }
-
-    func send(_ message: CoordinatorMessage) {
-        let line = Data((message.line + "\n").utf8)
-        for worker in workers { try? worker.input.write(contentsOf: line) }
-    }
-
-    /// Tells the workers to exit and waits for them; kills any still running after `limit`.
+    /// Tells the workers to exit (the line `exit`, in every worker protocol) and waits for
+    /// them; kills any still running after `limit`.
     func finish(within limit: Duration = .seconds(10)) async {
-        send(.exit)
+        send(line: "exit")
         let deadline = ContinuousClock.now + limit
         while workers.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
@@ -98,8 +86,8 @@ final class WorkerFleet: Sendable {
     /// The next message of each worker, as `accept` reads it. The workers are watched all
     /// at once: one that exits or says something else first, or a deadline passed, fails the
     /// run at once with what it printed.
-    private func nextFromEach<Value: Sendable>(
-        within limit: Duration, _ accept: @escaping @Sendable (WorkerMessage) -> Value?
+    func nextFromEach<Value: Sendable>(
+        within limit: Duration, _ accept: @escaping @Sendable (Message) -> Value?
     ) async throws -> [Value] {
         let deadline = ContinuousClock.now + limit
         var values = [Value?](repeating: nil, count: workers.count)
@@ -133,4 +121,25 @@ final class WorkerFleet: Sendable {
         let said = worker.inbox.lastOtherLines(3).joined(separator: " / ")
         return ToolError("worker \(index + 1) \(what) (status \(worker.process.terminationStatus))\(said.isEmpty ? "" : ": \(said)")")
     }
+}
+
+extension WorkerFleet where Message: WorkerReply {
+    /// Waits until every worker has said it is ready.
+    func waitUntilReady(within limit: Duration) async throws {
+        _ = try await nextFromEach(within: limit) { $0.isReady ? true : nil }
+    }
+
+    /// Waits for every worker's report.
+    func results(within limit: Duration) async throws -> [Message.Report] {
+        try await nextFromEach(within: limit) { $0.report }
+    }
+}
+
+/// A storm's fleet, speaking ``WorkerMessage`` and ``CoordinatorMessage``.
+extension WorkerFleet where Message == WorkerMessage<WorkerReport> {
+    convenience init(environment: [String: String] = [:], _ argumentLists: [[String]]) throws {
+        try self.init(environment: environment, argumentLists) { WorkerMessage(line: $0) }
+    }
+
+    func send(_ message: CoordinatorMessage) { send(line: message.line) }
 }

@@ -8,10 +8,12 @@ import Foundation
 ///     worker:      result <JSON>          a WorkerReport, once its callers are done
 ///     coordinator: exit                   after reading Redis's counters; the worker shuts down
 ///
-/// Any other line a worker prints (an error message, say) is kept as a diagnostic.
-enum WorkerMessage: Equatable {
+/// Any other line a worker prints (an error message, say) is kept as a diagnostic. The
+/// report is the run's own (`WorkerReport` for a storm); `stampede reliability` speaks the
+/// same two messages.
+enum WorkerMessage<Report: Codable & Sendable>: Sendable {
     case ready
-    case result(WorkerReport)
+    case result(Report)
 
     var line: String {
         switch self {
@@ -27,12 +29,32 @@ enum WorkerMessage: Equatable {
     init?(line: String) {
         if line == "ready" {
             self = .ready
-        } else if line.hasPrefix("result "),
-                  let report = try? JSONDecoder().decode(WorkerReport.self, from: Data(line.dropFirst(7).utf8)) {
+        } else if line.hasPrefix("result "), let report = try? JSONDecoder().decode(Report.self, from: Data(line.dropFirst(7).utf8)) {
             self = .result(report)
         } else {
             return nil
         }
+    }
+}
+
+extension WorkerMessage: Equatable where Report: Equatable {}
+
+/// A worker's message as a fleet's waits read it, whatever the run's report.
+protocol WorkerReply: Sendable {
+    associatedtype Report: Sendable
+    var isReady: Bool { get }
+    var report: Report? { get }
+}
+
+extension WorkerMessage: WorkerReply {
+    var isReady: Bool {
+        if case .ready = self { return true }
+        return false
+    }
+
+    var report: Report? {
+        if case .result(let report) = self { return report }
+        return nil
     }
 }
 
