@@ -12,15 +12,19 @@ struct ExactKey: Hashable, Sendable, CustomStringConvertible {
 
     @inlinable
     static func == (lhs: ExactKey, rhs: ExactKey) -> Bool {
-        guard lhs.string.utf8.count == rhs.string.utf8.count else { return false }
-        var (left, right) = (lhs.string, rhs.string)
-        return left.withUTF8 { left in right.withUTF8 { right in left.elementsEqual(right) } }
+        let (left, right) = (lhs.string.utf8, rhs.string.utf8)
+        guard left.count == right.count else { return false }
+        let equal = left.withContiguousStorageIfAvailable { left in
+            right.withContiguousStorageIfAvailable { right in left.elementsEqual(right) }
+        }
+        return (equal ?? nil) ?? left.elementsEqual(right)
     }
 
     @inlinable
     func hash(into hasher: inout Hasher) {
-        var bytes = string
-        bytes.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        // The same bytes in one piece either way, so that equal keys hash alike.
+        let hashed: Void? = string.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { Array(string.utf8).withUnsafeBytes { hasher.combine(bytes: $0) } }
     }
 
     @usableFromInline var description: String { string }
