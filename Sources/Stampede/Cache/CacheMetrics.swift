@@ -27,7 +27,8 @@ struct CacheMetrics: Sendable {
     let waitTimeouts: Counter
     /// Fill, failure and invalidation messages received.
     let notifications: Counter
-    /// Foreign or unreadable values found at a cache key (treated as misses and overwritten).
+    /// Lookups that found foreign or unreadable data under a key's names and replaced it: an
+    /// entry (a miss), a lock without expiry (taken over), a fence that is not a number.
     let corruptEntries: Counter
     /// Time the loader took.
     let loadTime: Timer
