@@ -1,10 +1,15 @@
 import Dispatch
+import Foundation
+import NIOPosix
 @testable import Stampede
+@testable import StampedeRedis
 import StampedeTestSupport
 import Synchronization
 import Testing
 
-@Suite("Hot keys")
+/// Serialized: two of these tests keep every cooperative thread busy or count what a
+/// starved process does, and must not run beside each other.
+@Suite("Hot keys", .serialized)
 struct HotKeyTests {
     func nearCache(_ client: RedisClient, namespace: String, timeToLive: Duration = .seconds(60)) -> StampedeCache {
         StampedeCache(client: client, configuration: .init(
@@ -243,6 +248,51 @@ struct HotKeyTests {
                 #expect(await eventually { cache.near?.count == 0 })
                 await cache.shutdown()
             }
+        }
+    }
+
+    @Test("a near entry is dropped when the invalidation arrives, while readers on every thread never suspend",
+          .timeLimit(.minutes(1)))
+    func theNearCacheDropsAnEntryWhileReadersSpin() async throws {
+        try await withSharedClient { client, server async throws in
+            let namespace = uniquePrefix()
+            let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
+            let writer = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: .init(earlyRefreshBeta: nil)))
+            _ = try await fetch(writer, "k") { "v1" }
+            let reader = nearCache(otherClient, namespace: namespace)
+            try await reader.prepare()
+            #expect(try await fetch(reader, "k") { "unused" } == "v1")
+            #expect(reader.near?.count == 1)
+
+            // As many spinning readers as the cooperative pool has threads: a task that had to
+            // run to drop the entry would not get a thread until they stop. The invalidation
+            // (the entry deleted, the message published) is queued on the writer's connection
+            // by one of them without suspending, and written by its event loop.
+            let spinners = ProcessInfo.processInfo.activeProcessorCount
+            let barrier = SpinBarrier(parties: spinners)
+            let deadline = ContinuousClock.now + .seconds(10)
+            let sawNewValue = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<spinners {
+                    group.addTask {
+                        guard barrier.arriveAndSpin() else { return false }
+                        if index == 0 {
+                            let loop = MultiThreadedEventLoopGroup.singleton.any()
+                            let connection = client.connection()
+                            connection.submit(["DEL", RedisArgument(writer.entryKey(for: "k"))], to: .promise(loop.makePromise()))
+                            connection.submit(["PUBLISH", RedisArgument(writer.events.channel), RedisArgument(CacheEvents.message(.invalidated, key: "k"))],
+                                              to: .promise(loop.makePromise()))
+                        }
+                        while ContinuousClock.now < deadline {
+                            if try await fetch(reader, "k") { "v2" } == "v2" { return true }
+                        }
+                        return false
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(sawNewValue.allSatisfy { $0 }, "every reader saw the invalidation before its deadline")
+            await reader.shutdown()
+            await otherClient.shutdown()
         }
     }
 

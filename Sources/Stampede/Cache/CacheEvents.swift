@@ -102,7 +102,7 @@ final class CacheEvents: Sendable {
                     state.starting = nil
                 }
                 ready.notify()
-                // Handled on arrival; the stream only says when the subscription ends.
+                // Handled on arrival; the sequence only ends, with the subscription.
                 for try await _ in events {}
             }
         } catch {
@@ -126,14 +126,12 @@ final class CacheEvents: Sendable {
             guard let first = message.payload.first else { return }
             if first == UInt8(ascii: "V") {
                 guard let (key, fill) = StoredEntry.parseFill(message.payload) else { return }
-                changed(.filled, key)
-                notify(key: key, kind: .filled, fill: fill)
+                received(.filled, key: key, fill: fill)
                 return
             }
             let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
             let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
-            changed(kind, key)
-            notify(key: key, kind: kind, fill: nil)
+            received(kind, key: key, fill: nil)
         case .messagesMayHaveBeenMissed:
             logger.debug("cache subscription restored; waking every waiter to re-check")
             mayHaveMissedChanges()
@@ -141,7 +139,24 @@ final class CacheEvents: Sendable {
         }
     }
 
-    private func notify(key: String, kind: Kind, fill: StoredEntry?) {
+    /// What happened to `key`, from a message or from this process's own invalidation.
+    ///
+    /// The key's generation moves first, then the near entry goes: a lookup that read before
+    /// this and keeps its entry after it sees the new generation when it checks again (see
+    /// ``StampedeCache`` `keepNear`), so an entry read before the change never stays near.
+    func heard(_ kind: Kind, key: String, fill: StoredEntry?) {
+        _ = notify(key: key, kind: kind, fill: fill)
+        changed(kind, key)
+    }
+
+    /// A message about `key`: as ``heard(_:key:fill:)``, counted when someone watched it.
+    private func received(_ kind: Kind, key: String, fill: StoredEntry?) {
+        if notify(key: key, kind: kind, fill: fill) { notifications() }
+        changed(kind, key)
+    }
+
+    /// Moves the key's generation and wakes its waiters; `false` when nobody watches it.
+    private func notify(key: String, kind: Kind, fill: StoredEntry?) -> Bool {
         let key = ExactKey(key)
         let signal = state.withLock { state -> AsyncSignal? in
             guard var entry = state.keys[key] else { return nil }
@@ -151,10 +166,8 @@ final class CacheEvents: Sendable {
             state.keys[key] = entry
             return entry.signal
         }
-        if let signal {
-            notifications()
-            signal.notify()
-        }
+        signal?.notify()
+        return signal != nil
     }
 
     private func notifyAll() {

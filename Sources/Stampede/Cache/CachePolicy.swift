@@ -51,7 +51,10 @@ public struct CachePolicy: Sendable {
     /// The longest a caller waits, in all, for another caller's load. Meanwhile it is woken
     /// by the fill (or the failure), and asks again whenever the loader's lease runs out, so
     /// that a loader that died is replaced. Past it, the caller gets the stale value if
-    /// ``staleIfError`` allows, else does as ``whenWaitTimesOut`` says. Default: 5 s.
+    /// ``staleIfError`` allows, else does as ``whenWaitTimesOut`` says. A load in this
+    /// process is bounded by ``loaderHardTimeout`` instead. Default: 20 s, twice the default
+    /// lease: a waiter outlives a leader that died holding a fresh lease, and the load of
+    /// the caller that takes over.
     public var waitTimeout: Duration
     /// Default: ``RedisUnavailable/loadLocally``.
     public var whenRedisUnavailable: RedisUnavailable
@@ -70,7 +73,7 @@ public struct CachePolicy: Sendable {
         loaderSoftTimeout: Duration? = nil,
         loaderHardTimeout: Duration? = nil,
         leaseDuration: Duration = .seconds(10),
-        waitTimeout: Duration = .seconds(5),
+        waitTimeout: Duration = .seconds(20),
         whenRedisUnavailable: RedisUnavailable = .loadLocally,
         whenWaitTimesOut: WaitTimedOut = .fail
     ) {
@@ -89,6 +92,9 @@ public struct CachePolicy: Sendable {
         self.whenWaitTimesOut = whenWaitTimesOut
     }
 
+    /// The longest time to live, stale window or jitter accepted.
+    static let longestDuration: Duration = .seconds(100 * 366 * 86_400)
+
     /// How long past fresh an entry is kept in Redis: the longer of the two stale windows.
     var staleWindow: Duration { max(staleWhileRevalidate, staleIfError) }
 
@@ -103,6 +109,12 @@ public struct CachePolicy: Sendable {
         try check(retryAfterError >= .zero, "retryAfterError must not be negative")
         try check(jitter >= .zero, "jitter must not be negative")
         try check(negativeTimeToLive >= .zero, "negativeTimeToLive must not be negative")
+        // An entry's times are stored as at most 15 digits of milliseconds since the epoch
+        // (about the year 33000); a time past that would make every fill unreadable.
+        for (name, duration) in [("timeToLive", timeToLive), ("staleWhileRevalidate", staleWhileRevalidate),
+                                 ("staleIfError", staleIfError), ("jitter", jitter), ("negativeTimeToLive", negativeTimeToLive)] {
+            try check(duration <= Self.longestDuration, "\(name) must be at most 100 years, got \(duration)")
+        }
         try check(leaseDuration >= .milliseconds(3), "leaseDuration must be at least 3 ms, got \(leaseDuration)")
         try check(waitTimeout > .zero, "waitTimeout must be positive")
         if let beta = earlyRefreshBeta { try check(beta > 0 && beta.isFinite, "earlyRefreshBeta must be positive") }

@@ -11,45 +11,74 @@ final class OutageValues: Sendable {
         var expires: ContinuousClock.Instant
     }
 
-    private let entries: Mutex<LeastRecentlyUsed<ExactKey, Entry>>
+    /// A load that may keep its value: see ``startLoad()``.
+    struct Load: Sendable {
+        fileprivate let epoch: Int
+    }
+
+    private struct State {
+        var entries: LeastRecentlyUsed<ExactKey, Entry>
+        /// Moves each time Redis answers while anything is kept or being loaded.
+        var epoch = 0
+    }
+
+    private let state: Mutex<State>
     private let keepsAny: Bool
-    /// Whether any entry is kept: read on every answer from Redis, so without a lock.
-    private let isHoldingAny = Atomic<Bool>(false)
+    /// Whether anything is kept or being loaded: read on every answer from Redis, so
+    /// without the lock.
+    private let isInUse = Atomic<Bool>(false)
 
     /// - Parameter capacity: the most values kept; 0 keeps none.
     init(capacity: Int) {
-        entries = Mutex(LeastRecentlyUsed(capacity: max(capacity, 1)))
+        state = Mutex(State(entries: LeastRecentlyUsed(capacity: max(capacity, 1))))
         keepsAny = capacity > 0
     }
 
     /// The value kept for `key`, unless it expired by `now`.
     func entry(for key: ExactKey, now: ContinuousClock.Instant) -> Entry? {
-        entries.withLock { entries in
-            guard let entry = entries.value(for: key) else { return nil }
+        state.withLock { state in
+            guard let entry = state.entries.value(for: key) else { return nil }
             guard entry.expires > now else {
-                entries.removeValue(for: key)
+                state.entries.removeValue(for: key)
                 return nil
             }
             return entry
         }
     }
 
-    func keep(_ entry: Entry, for key: ExactKey) {
+    /// Call before loading without Redis; hand the result to ``keep(_:for:from:)``.
+    func startLoad() -> Load {
+        state.withLock { state in
+            isInUse.store(true, ordering: .relaxed)
+            return Load(epoch: state.epoch)
+        }
+    }
+
+    /// Keeps the value of `load`, unless Redis answered since the load started: it may have
+    /// been invalidated meanwhile, and Redis is the source again.
+    func keep(_ entry: Entry, for key: ExactKey, from load: Load) {
         guard keepsAny else { return }
-        entries.withLock { entries in
-            entries.setValue(entry, for: key)
-            isHoldingAny.store(true, ordering: .relaxed)
+        state.withLock { state in
+            guard state.epoch == load.epoch else { return }
+            state.entries.setValue(entry, for: key)
         }
     }
 
-    /// Redis answered: forget everything kept without it.
+    /// Forgets the value kept for `key` (it was invalidated).
+    func remove(_ key: ExactKey) {
+        guard isInUse.load(ordering: .relaxed) else { return }
+        state.withLock { $0.entries.removeValue(for: key) }
+    }
+
+    /// Redis answered: forget everything kept without it, and what loads under way would keep.
     func redisAnswered() {
-        guard isHoldingAny.load(ordering: .relaxed) else { return }
-        entries.withLock { entries in
-            entries.removeAll()
-            isHoldingAny.store(false, ordering: .relaxed)
+        guard isInUse.load(ordering: .relaxed) else { return }
+        state.withLock { state in
+            state.entries.removeAll()
+            state.epoch += 1
+            isInUse.store(false, ordering: .relaxed)
         }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    var count: Int { state.withLock { $0.entries.count } }
 }

@@ -69,9 +69,9 @@ extension StampedeCache {
                 return try await lead(key, keys: keys, lease: lease, leasedAt: sentAt, policy: policy, load: load, reply: reply)
             case (_, .none), (_, .follower):
                 metrics.leaseContended.increment()
-                if !listening {
+                if !listening, waitDeadline > clock.now {
                     // Subscribed only now: read again before waiting, so no fill is missed.
-                    listening = await events.ensureListening(within: policy.waitTimeout)
+                    listening = await events.ensureListening(within: waitDeadline - clock.now)
                     if listening { continue }
                 }
                 let remaining = waitDeadline - clock.now
@@ -174,6 +174,9 @@ extension StampedeCache {
         guard let near, let options = configuration.nearCache, events.isListening, events.generation(of: key) == seen else { return }
         let freshFor = Duration.milliseconds(entry.freshUntil - redisNow)
         near.store(.init(bytes: entry.isNegative ? nil : entry.value, expires: sentAt + min(freshFor, options.timeToLive)), for: key)
+        // A change heard between the check and the store dropped the near entry before this
+        // stored it: it moved the generation first, so it shows now.
+        if events.generation(of: key) != seen { near.remove(key) }
     }
 
     /// Redis could not be reached: load without it, or fail, as the policy says.
@@ -192,9 +195,10 @@ extension StampedeCache {
                 "stampede.key": "\(key)", "stampede.error": "\(cause.code): \(cause.message)",
             ])
             metrics.loads.increment()
+            let started = outageValues.startLoad()
             let bytes = try await load()
             let keptFor = bytes == nil ? policy.negativeTimeToLive : policy.timeToLive
-            outageValues.keep(.init(bytes: bytes, expires: .now + keptFor), for: exactKey)
+            outageValues.keep(.init(bytes: bytes, expires: .now + keptFor), for: exactKey, from: started)
             return Lookup(bytes: bytes)
         }
     }

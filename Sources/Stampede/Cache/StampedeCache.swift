@@ -312,15 +312,18 @@ public final class StampedeCache: Sendable {
 
     private func invalidate(_ key: String, mode: String) async throws {
         try Self.validate(key: key)
+        // Whatever Redis answers, nothing this process holds of the key outlives the call.
+        outageValues.remove(ExactKey(key))
+        near?.remove(key)
         let keys = keys(for: key)
         _ = try await leases.redis {
             try await client.run(
                 CacheScripts.invalidate, keys: keys.all,
                 arguments: [RedisArgument(mode), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.invalidated, key: key))])
         }
-        // This process's near entry goes at once, not when the message comes back.
-        near?.remove(key)
-        flights.forget(ExactKey(key))
+        // In this process at once, not when the message comes back: lookups in flight are
+        // forgotten, and one that read before the script keeps nothing near.
+        events.heard(.invalidated, key: key, fill: nil)
     }
 
     /// Gets ready for the first lookup ahead of time: opens the connections, loads the

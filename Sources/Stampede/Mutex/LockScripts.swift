@@ -7,18 +7,35 @@ import StampedeRedis
 enum LockScripts {
     /// KEYS: lock, fence. ARGV: token, lease ms.
     /// Returns `{1, fence}` when acquired, `{0, pttl}` when held by someone else.
+    ///
+    /// Everything it could fail on is checked before it writes, so that it never leaves the
+    /// lock taken without handing out a fence: a lock without expiry was not set by an
+    /// acquire (every one of ours expires) and is taken over; a fence that is not a number
+    /// of ours (another type, not digits, 2^53 or more, which Lua's numbers do not hold
+    /// exactly) is replaced by Redis's clock in microseconds, above any count an earlier
+    /// fence of the lock reached.
     static let acquire = RedisScript("""
-        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-          return {1, redis.call('INCR', KEYS[2])}
+        local fence = redis.pcall('GET', KEYS[2])
+        local foreignFence = fence and (type(fence) ~= 'string' or #fence > 16 or not string.match(fence, '^%d+$')
+          or tonumber(fence) >= 9007199254740992)
+        if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+          local ttl = redis.call('PTTL', KEYS[1])
+          if ttl >= 0 then return {0, ttl} end
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
         end
-        return {0, redis.call('PTTL', KEYS[1])}
+        if foreignFence then
+          local t = redis.call('TIME')
+          redis.call('SET', KEYS[2], string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+        end
+        return {1, redis.call('INCR', KEYS[2])}
         """)
 
     /// After an acquire whose reply was lost: is the lock ours, and with which fence?
     /// KEYS: lock, fence. ARGV: token. Returns the fence, or false when not ours.
     static let confirm = RedisScript("""
         if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-          return tonumber(redis.call('GET', KEYS[2]) or '0')
+          local fence = redis.pcall('GET', KEYS[2])
+          return type(fence) == 'string' and tonumber(fence) or 0
         end
         return false
         """)

@@ -78,8 +78,8 @@ extension RedisMutex {
         if flag == 1 {
             return .acquired(Lease(name: name, token: token, fence: FencingToken(number)))
         }
-        // PTTL is -1 for a lock without expiry (never set by us) and -2 if it just vanished.
-        return .held(remaining: number > 0 ? .milliseconds(number) : .milliseconds(1))
+        // The script takes over a lock without expiry; 0 is a lock about to expire.
+        return .held(remaining: .milliseconds(max(number, 1)))
     }
 
     private func resolveAmbiguous(

@@ -11,15 +11,15 @@ import Synchronization
 final class RedisSubscriber: Sendable {
     typealias Continuation = AsyncThrowingStream<RedisSubscriptionEvent, any Error>.Continuation
 
-    /// One local subscription: its stream, and what runs on the event loop as each event
-    /// arrives, before the event is queued for the stream.
+    /// One local subscription: its stream, or what runs on the event loop as each event
+    /// arrives, in which case the stream only ends.
     struct Subscriber: Sendable {
         let continuation: Continuation
         let onArrival: (@Sendable (RedisSubscriptionEvent) -> Void)?
 
         func deliver(_ event: RedisSubscriptionEvent) {
-            onArrival?(event)
-            continuation.yield(event)
+            // Not both: events the handler took would pile up in a stream nobody needs to read.
+            if let onArrival { onArrival(event) } else { continuation.yield(event) }
         }
     }
 
@@ -168,10 +168,10 @@ extension RedisClient {
     ///
     /// - Parameters:
     ///   - channels: the channels, at least one.
-    ///   - onArrival: called with each event as it arrives, on the connection's event loop,
-    ///     before `body`'s sequence yields it: for short work that must not wait for a task
-    ///     to be scheduled (dropping a cached value that a message made stale). It must not
-    ///     block.
+    ///   - onArrival: when given, receives every event instead of `body`'s sequence, as it
+    ///     arrives, on the connection's event loop: for short work that must not wait for a
+    ///     task to be scheduled (dropping a cached value that a message made stale). It must
+    ///     not block. The sequence then yields nothing and only ends, with the subscription.
     ///   - body: reads the events; the subscription lasts while it runs.
     /// - Throws: ``RedisError`` when the subscription cannot be made (for example Redis is
     ///   unreachable), or what `body` throws.
