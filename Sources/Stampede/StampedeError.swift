@@ -63,3 +63,18 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
     public static func == (lhs: StampedeError, rhs: StampedeError) -> Bool { lhs.code == rhs.code }
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
+
+extension StampedeError {
+    /// Runs a Redis call, turning its failure into ``Code/redisUnavailable``.
+    static func fromRedis<T>(_ call: () async throws -> T) async throws(StampedeError) -> T {
+        do {
+            return try await call()
+        } catch let error as RedisError {
+            throw StampedeError(.redisUnavailable, "Redis failed", underlying: error)
+        } catch let error as StampedeError {
+            throw error
+        } catch {
+            throw StampedeError(.redisUnavailable, "Redis failed: \(error)")
+        }
+    }
+}

@@ -42,14 +42,14 @@ struct CachePolicyTests {
     @Test("the hit path's hash fields decode into an entry; a foreign or broken one is nil")
     func entryFromHashFields() {
         func fields(_ meta: String, value: [UInt8] = [7, 8]) -> [RedisValue] { [.bulkString(value), .bulkString(Array(meta.utf8))] }
-        #expect(StoredEntry(hashFields: fields("2:100:200:30:0")) == StoredEntry(value: [7, 8], freshUntil: 100, staleUntil: 200, loadDuration: 30))
-        #expect(StoredEntry(hashFields: fields("2:100:200:0:1", value: []))?.isNegative == true)
+        #expect(CacheFormat.entry(hashFields: fields("2:100:200:30:0")) == StoredEntry(value: [7, 8], freshUntil: 100, staleUntil: 200, loadDuration: 30))
+        #expect(CacheFormat.entry(hashFields: fields("2:100:200:0:1", value: []))?.isNegative == true)
         for broken in ["1:100:200:30:0", "2:100:200:30", "2:100:200:30:2", "2:100::30:0", "2:1x0:200:30:0", "2:100:200:30:0:", "",
                        "2:1000000000000000000000:200:30:0"] {
-            #expect(StoredEntry(hashFields: fields(broken)) == nil, "\(broken)")
+            #expect(CacheFormat.entry(hashFields: fields(broken)) == nil, "\(broken)")
         }
-        #expect(StoredEntry(hashFields: [.null, .null]) == nil, "absent")
-        #expect(StoredEntry(hashFields: [.bulkString([1])]) == nil)
+        #expect(CacheFormat.entry(hashFields: [.null, .null]) == nil, "absent")
+        #expect(CacheFormat.entry(hashFields: [.bulkString([1])]) == nil)
     }
 
     @Test func earlyRefreshRefreshesAFreshValueOnceAndServesTheOldOneMeanwhile() async throws {

@@ -7,55 +7,18 @@ import StampedeTestSupport
 import Synchronization
 import Testing
 
-/// A simulated origin: counts its calls, and can be slow or fail.
-final class FakeOrigin: Sendable {
-    private let state = Mutex((calls: 0, value: "v1"))
-    var calls: Int { state.withLock { $0.calls } }
-    func set(_ value: String) { state.withLock { $0.value = value } }
-
-    func load(after delay: Duration = .zero) async throws -> String {
-        let value = state.withLock { state -> String in
-            state.calls += 1
-            return state.value
-        }
-        if delay > .zero { try await Task.sleep(for: delay) }
-        return value
-    }
-}
-
-struct OriginDown: Error {}
-
-/// The JSON stored for `key` in Redis, read directly (without a lookup that could load).
-func storedJSON(_ client: RedisClient, _ cache: StampedeCache, _ key: String) async -> String? {
-    try? await client.send("HGET", RedisArgument("{\(cache.configuration.namespace):\(key)}"), "v").string
-}
-
-/// `cache.value(for:load:)` for a `String` origin, spelled out so that `#expect` and
-/// closures around it need no type annotations.
-func fetch(_ cache: StampedeCache, _ key: String, _ load: @escaping @Sendable () async throws -> String) async throws -> String {
-    try await cache.value(for: key, load: load)
-}
-
 @Suite("StampedeCache")
 struct CacheTests {
     func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(), namespace: String = uniquePrefix()) -> StampedeCache {
         StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
     }
 
-    @Test("the hit path's read, written from its parts, is HMGET of the entry key's fields; in a pipeline too")
-    func hitReadNamesTheEntry() throws {
-        let client = try RedisClient(configuration: RedisConfiguration(url: "redis://127.0.0.1:1"))
+    @Test("the hit path's read is HMGET of the entry key's value and metadata")
+    func hitReadNamesTheEntry() {
         for (namespace, key) in [("n", "k"), ("app:v2", "user:42 \u{e9}"), ("n", String(repeating: "x", count: 1000))] {
-            let cache = cache(client, namespace: namespace)
-            let read = StoredEntry.Read(namespace: namespace, key: key)
-            var written = ByteBufferAllocator().buffer(capacity: 0)
-            #expect(RedisArgumentWriter.encode(read, measured: RedisArgumentWriter.measure(read), into: &written))
-            var expected = ByteBufferAllocator().buffer(capacity: 0)
-            RESPEncoder.encode(["HMGET", RedisArgument(cache.entryKey(for: key)), "v", "m"], into: &expected)
-            #expect(written == expected)
-            var pipelined = ByteBufferAllocator().buffer(capacity: 0)
-            RESPEncoder.encode(read.arguments, into: &pipelined)
-            #expect(pipelined == expected)
+            let keys = CacheFormat.Keys(namespace: namespace, key: key)
+            #expect(CacheFormat.hitRead(namespace: namespace, key: key) == ["HMGET", RedisArgument(keys.entry), "v", "m"])
+            #expect(keys.entry == "{\(namespace):\(key)}" && keys.lock == keys.entry + ":lock" && keys.fence == keys.entry + ":fence")
         }
     }
 
@@ -288,46 +251,15 @@ struct CacheTests {
         }
     }
 
-    /// Writes `key` as builds before format 2 did (separate fields), fresh for `freshFor` ms
-    /// and kept for `keptFor` ms from now by Redis's clock.
-    func writeFormatOne(_ client: RedisClient, _ cache: StampedeCache, _ key: String, value: String, freshFor: Int, keptFor: Int) async throws {
-        let time = try await client.send("TIME").array!
-        let now = time[0].int! * 1000 + time[1].int! / 1000
-        try await client.send("HSET", RedisArgument("{\(cache.configuration.namespace):\(key)}"), "ver", "1", "v", RedisArgument("\"\(value)\""),
-                              "f", "1", "fu", RedisArgument(now + freshFor), "su", RedisArgument(now + keptFor), "d", "5", "n", "0")
-    }
-
-    @Test("an entry of format 1 (separate fields) is served, rewritten in format 2 as it is read, and marked stale by expire")
-    func readsEntriesOfTheEarlierFormat() async throws {
-        try await withSharedClient { client, _ async throws in
-            let cache = cache(client, CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil))
-            let entry = RedisArgument("{\(cache.configuration.namespace):k}")
-            try await writeFormatOne(client, cache, "k", value: "old", freshFor: 60_000, keptFor: 60_000)
-            let origin = FakeOrigin()
-            #expect(try await fetch(cache, "k") { try await origin.load() } == "old")
-            #expect(origin.calls == 0, "served, not reloaded")
-            let fields = try await client.send("HMGET", entry, "m", "ver", "fu", "v").array!
-            #expect(fields[0].string?.hasPrefix("2:") == true && fields[0].string?.hasSuffix(":5:0") == true, "rewritten in format 2")
-            #expect(fields[1] == .null && fields[2] == .null && fields[3].string == "\"old\"")
-            #expect(StoredEntry(hashFields: try await client.send("HMGET", entry, "v", "m").array!) != nil, "readable by the hit path")
-            // A format-1 entry expired before any read is still marked stale.
-            try await writeFormatOne(client, cache, "e", value: "old", freshFor: 60_000, keptFor: 60_000)
-            try await cache.expire("e")
-            #expect(try await fetch(cache, "e") { try await origin.load() } == "v1")
-            #expect(origin.calls == 1)
-            #expect(try await client.send("HGET", RedisArgument("{\(cache.configuration.namespace):e}"), "m").string?.hasPrefix("2:") == true)
-        }
-    }
-
-    @Test("a stale entry of format 1 is served when the loader fails, and the failing origin is not retried at once")
-    func staleIfErrorOnAnEntryOfTheEarlierFormat() async throws {
+    @Test("a stale entry is served when the loader fails, and the failing origin is not retried at once")
+    func staleIfErrorServesAndHoldsOffRetries() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client, CachePolicy(
                 timeToLive: .seconds(60), staleIfError: .seconds(30), retryAfterError: .seconds(30), earlyRefreshBeta: nil))
-            try await writeFormatOne(client, cache, "k", value: "old", freshFor: -1_000, keptFor: 60_000)
+            try await plantEntry(client, cache, "k", value: "old", freshFor: -1_000, keptFor: 60_000)
             let value: String = try await cache.value(for: "k") { throw OriginDown() }
             #expect(value == "old")
-            // Served as fresh for the retry delay, as a format-2 entry is.
+            // Served as fresh for the retry delay.
             let origin = FakeOrigin()
             #expect(try await fetch(cache, "k") { _ = try await origin.load(); throw OriginDown() } == "old")
             #expect(origin.calls == 0)

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import NIOPosix
-@testable import Stampede
+@_spi(Benchmarks) @testable import Stampede
 @testable import StampedeRedis
 import StampedeTestSupport
 import Synchronization
@@ -278,8 +278,8 @@ struct HotKeyTests {
                         if index == 0 {
                             let loop = MultiThreadedEventLoopGroup.singleton.any()
                             let connection = client.connection()
-                            connection.submit(["DEL", RedisArgument(writer.entryKey(for: "k"))], to: .promise(loop.makePromise()))
-                            connection.submit(["PUBLISH", RedisArgument(writer.events.channel), RedisArgument(CacheEvents.message(.invalidated, key: "k"))],
+                            connection.submit(["DEL", RedisArgument(writer.keys(for: "k").entry)], to: .promise(loop.makePromise()))
+                            connection.submit(["PUBLISH", RedisArgument(writer.events.channel), RedisArgument(CacheFormat.Message.invalidated(key: "k").payload)],
                                               to: .promise(loop.makePromise()))
                         }
                         while ContinuousClock.now < deadline {

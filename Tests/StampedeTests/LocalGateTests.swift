@@ -12,7 +12,7 @@ struct LocalGateTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<5 {
                 group.addTask {
-                    #expect(await gate.enter(until: .now + .seconds(30)))
+                    #expect(await gate.enter(until: .now + .seconds(30), clock: SystemClock()))
                     order.append(index)
                     gate.leave()
                 }
@@ -29,7 +29,7 @@ struct LocalGateTests {
     @Test func aWaiterGivesUpAtItsDeadlineAndIsSkipped() async {
         let gate = LocalGate()
         #expect(gate.tryEnter())
-        #expect(await !gate.enter(until: .now + .milliseconds(50)))
+        #expect(await !gate.enter(until: .now + .milliseconds(50), clock: SystemClock()))
         gate.leave()
         // The one that gave up did not take the turn with it.
         #expect(gate.tryEnter())
@@ -40,7 +40,7 @@ struct LocalGateTests {
     @Test func aCancelledWaiterGivesUp() async {
         let gate = LocalGate()
         #expect(gate.tryEnter())
-        let waiter = Task { await gate.enter(until: .now + .seconds(30)) }
+        let waiter = Task { await gate.enter(until: .now + .seconds(30), clock: SystemClock()) }
         try? await Task.sleep(for: .milliseconds(20))
         waiter.cancel()
         #expect(await waiter.value == false)

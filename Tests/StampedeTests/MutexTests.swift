@@ -89,9 +89,9 @@ struct MutexTests {
         let release = AsyncSignal()
         async let holder: Void = mutex.withLock(name) { _ in
             holderIn.notify()
-            await release.wait(after: 0, timeout: .seconds(10))
+            await release.wait(after: 0, until: .now + .seconds(10), clock: SystemClock())
         }
-        await holderIn.wait(after: 0, timeout: .seconds(10))
+        await holderIn.wait(after: 0, until: .now + .seconds(10), clock: SystemClock())
         do {
             try await body()
         } catch {
@@ -128,7 +128,7 @@ struct MutexTests {
                 try await Task.sleep(for: .milliseconds(200))
                 return clock.now
             }
-            await holderIn.wait(after: 0, timeout: .seconds(10))
+            await holderIn.wait(after: 0, until: .now + .seconds(10), clock: SystemClock())
             let acquiredAt = try await mutex.withLock("wake", options: options) { _ in clock.now }
             let releasedAt = try await holder
             #expect(acquiredAt - releasedAt < .seconds(5), "woken \(acquiredAt - releasedAt) after the release")

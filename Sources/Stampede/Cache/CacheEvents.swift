@@ -34,6 +34,7 @@ final class CacheEvents: Sendable {
     private let client: RedisClient
     let channel: String
     private let logger: Logger
+    private let clock: any MonotonicClock
     let notifications: @Sendable () -> Void
     /// Told of every key a message names and what the message said (a fill, a failure, an
     /// invalidation), on the event loop where the message arrived, before any waiter wakes.
@@ -42,7 +43,7 @@ final class CacheEvents: Sendable {
     private let mayHaveMissedChanges: @Sendable () -> Void
 
     init(
-        client: RedisClient, channel: String, logger: Logger,
+        client: RedisClient, channel: String, logger: Logger, clock: any MonotonicClock,
         notifications: @escaping @Sendable () -> Void,
         changed: @escaping @Sendable (Kind, String) -> Void = { _, _ in },
         mayHaveMissedChanges: @escaping @Sendable () -> Void = {}
@@ -50,6 +51,7 @@ final class CacheEvents: Sendable {
         self.client = client
         self.channel = channel
         self.logger = logger
+        self.clock = clock
         self.notifications = notifications
         self.changed = changed
         self.mayHaveMissedChanges = mayHaveMissedChanges
@@ -61,14 +63,6 @@ final class CacheEvents: Sendable {
     /// How many events `key` has seen while watched (see ``watch(_:)``).
     func generation(of key: String) -> Int? {
         state.withLock { $0.keys[ExactKey(key)]?.generation }
-    }
-
-    static func message(_ kind: Kind, key: String) -> String {
-        switch kind {
-        case .filled: return "F" + key
-        case .failed: return "E" + key
-        case .invalidated, .unknown: return "I" + key
-        }
     }
 
     /// Starts listening if not yet; returns whether the subscription is confirmed, waiting at
@@ -86,7 +80,7 @@ final class CacheEvents: Sendable {
         }
         if isListening { return true }
         guard let starting else { return false }
-        await starting.wait(after: 0, timeout: limit)
+        await starting.wait(after: 0, until: clock.now + limit, clock: clock)
         return state.withLock { $0.isListening }
     }
 
@@ -123,15 +117,12 @@ final class CacheEvents: Sendable {
     private func handle(_ event: RedisSubscriptionEvent) {
         switch event {
         case .message(let message):
-            guard let first = message.payload.first else { return }
-            if first == UInt8(ascii: "V") {
-                guard let (key, fill) = StoredEntry.parseFill(message.payload) else { return }
-                received(.filled, key: key, fill: fill)
-                return
+            switch CacheFormat.Message(payload: message.payload) {
+            case .filled(let key, let entry)?: received(.filled, key: key, fill: entry)
+            case .failed(let key)?: received(.failed, key: key, fill: nil)
+            case .invalidated(let key)?: received(.invalidated, key: key, fill: nil)
+            case nil: logger.debug("ignored a message that is not the cache's", metadata: ["stampede.channel": "\(channel)"])
             }
-            let key = String(decoding: message.payload.dropFirst(), as: UTF8.self)
-            let kind: Kind = first == UInt8(ascii: "F") ? .filled : first == UInt8(ascii: "E") ? .failed : .invalidated
-            received(kind, key: key, fill: nil)
         case .messagesMayHaveBeenMissed:
             logger.debug("cache subscription restored; waking every waiter to re-check")
             mayHaveMissedChanges()
@@ -207,17 +198,20 @@ final class CacheEvents: Sendable {
         }
     }
 
-    /// Waits for an event on `key` after `generation`, at most `timeout`. Returns the event,
-    /// the new generation and the filled value if it came with the message; `nil` on timeout.
-    func wait(for key: String, after generation: Int, timeout: Duration) async -> (Kind, Int, StoredEntry?)? {
+    /// Waits for an event on `key` after `generation`, at most until `deadline`. Returns the
+    /// event, the new generation and the filled value if it came with the message; `nil`
+    /// when the deadline passed first.
+    func wait(
+        for key: String, after generation: Int, until deadline: ContinuousClock.Instant
+    ) async -> (kind: Kind, generation: Int, fill: StoredEntry?)? {
         let key = ExactKey(key)
         guard let signal = state.withLock({ $0.keys[key]?.signal }) else { return nil }
-        let current = { self.state.withLock { $0.keys[key].map { ($0.last, $0.generation, $0.fill) } } }
+        let current = { self.state.withLock { $0.keys[key].map { (kind: $0.last, generation: $0.generation, fill: $0.fill) } } }
         // Read the signal's generation before checking, so an event in between is not lost.
         let seen = signal.generation
-        if let event = current(), event.1 > generation { return event }
-        await signal.wait(after: seen, timeout: timeout)
-        if let event = current(), event.1 > generation { return event }
+        if let event = current(), event.generation > generation { return event }
+        await signal.wait(after: seen, until: deadline, clock: clock)
+        if let event = current(), event.generation > generation { return event }
         return nil
     }
 

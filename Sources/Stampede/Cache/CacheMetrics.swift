@@ -21,6 +21,8 @@ struct CacheMetrics: Sendable {
     let leaseContended: Counter
     /// Loads whose lease was lost while they ran.
     let leaseLost: Counter
+    /// Lease renewals by the watchdog while loaders ran.
+    let renewals: Counter
     /// Fills rejected because someone took over or invalidated meanwhile.
     let fillsRejected: Counter
     /// Callers whose wait for another caller's load ran past the policy's wait timeout.
@@ -45,6 +47,7 @@ struct CacheMetrics: Sendable {
         coalesced = counter("coalesced")
         leaseContended = counter("lease_contended")
         leaseLost = counter("lease_lost")
+        renewals = counter("renewals")
         fillsRejected = counter("fills_rejected")
         waitTimeouts = counter("wait_timeouts")
         notifications = counter("notifications")

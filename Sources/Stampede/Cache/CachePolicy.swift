@@ -1,3 +1,4 @@
+import Foundation
 /// How one cache entry is kept, refreshed and loaded. Cache-wide defaults live in the
 /// ``StampedeCache`` configuration; any call can pass its own.
 public struct CachePolicy: Sendable {
@@ -120,5 +121,40 @@ public struct CachePolicy: Sendable {
         if let beta = earlyRefreshBeta { try check(beta > 0 && beta.isFinite, "earlyRefreshBeta must be positive") }
         if let soft = loaderSoftTimeout { try check(soft > .zero, "loaderSoftTimeout must be positive") }
         if let hard = loaderHardTimeout { try check(hard > .zero, "loaderHardTimeout must be positive") }
+    }
+}
+
+extension CachePolicy {
+    /// What a lookup may do with an entry.
+    @_spi(Benchmarks)
+    public enum Freshness: Sendable, Equatable {
+        /// Serve it.
+        case fresh
+        /// Fresh, but early refresh (XFetch) picked this lookup to refresh it.
+        case dueForEarlyRefresh
+        /// Past its fresh time, inside stale-while-revalidate: serve it and refresh.
+        case stale
+        /// Past serving: load (or wait for the load).
+        case expired
+    }
+
+    /// How this policy treats `entry` at Redis time `now`, given this lookup's early-refresh
+    /// draw (``earlyRefreshDraw()``): XFetch refreshes when
+    /// `now + loadDuration * draw >= freshUntil`, so slow loads start earlier.
+    @_spi(Benchmarks)
+    public func freshness(of entry: StoredEntry, now: Int, earlyRefreshDraw draw: Double) -> Freshness {
+        if now < entry.freshUntil {
+            let early = draw > 0 && Double(now) + Double(entry.loadDuration) * draw >= Double(entry.freshUntil)
+            return early ? .dueForEarlyRefresh : .fresh
+        }
+        if now < entry.staleUntil && now < entry.freshUntil + staleWhileRevalidate.wholeMilliseconds { return .stale }
+        return .expired
+    }
+
+    /// This lookup's early-refresh draw, `-beta * ln(rand)`, or 0 without early refresh.
+    @_spi(Benchmarks)
+    public func earlyRefreshDraw() -> Double {
+        guard let beta = earlyRefreshBeta else { return 0 }
+        return -beta * log(EarlyRefreshRandom.uniform())
     }
 }

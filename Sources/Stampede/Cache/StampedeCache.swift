@@ -85,12 +85,13 @@ public final class StampedeCache: Sendable {
     let configuredPolicyCheck: Result<Void, StampedeError>
     let logger: Logger
     @usableFromInline let metrics: CacheMetrics
-    let flights: SingleFlight<ExactKey, Lookup>
+    let flights: SingleFlight<ExactKey, Found>
     let events: CacheEvents
-    /// Renews leases while loaders run (the same watchdog as ``RedisMutex``).
-    let leases: RedisMutex
+    @usableFromInline let clock: any MonotonicClock
+    /// Renews leases while loaders run.
+    let watchdog: LeaseWatchdog
     /// Background refreshes and loads past a soft timeout.
-    let background = BackgroundLoads()
+    let background = BackgroundWork()
     /// The near cache, when configured.
     @usableFromInline let near: NearCache?
     /// Redis's clock as last read, so that most hits need no `TIME`.
@@ -98,29 +99,31 @@ public final class StampedeCache: Sendable {
     /// Values loaded while Redis was unavailable.
     let outageValues: OutageValues
 
-    /// What a lookup produced, before decoding: `nil` bytes for "no such value".
-    struct Lookup: Sendable {
+    /// What a lookup found, before decoding: `nil` bytes for "no such value".
+    struct Found: Sendable {
         var bytes: [UInt8]?
-    }
-
-    struct Keys {
-        let entry: String
-        let lock: String
-        let fence: String
-        var all: [RedisArgument] { [RedisArgument(entry), RedisArgument(lock), RedisArgument(fence)] }
     }
 
     /// - Parameters:
     ///   - logger: loads, rejected fills and fallbacks at debug level; lost leases as warnings.
     ///   - metricsFactory: where the `stampede.cache.*` metrics report. Default: the global
     ///     `MetricsSystem`.
-    public init(
+    public convenience init(
         client: RedisClient,
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "stampede.cache", factory: { _ in SwiftLogNoOpLogHandler() }),
         metricsFactory: (any MetricsFactory)? = nil
     ) {
+        self.init(client: client, configuration: configuration, logger: logger, metricsFactory: metricsFactory, clock: SystemClock())
+    }
+
+    /// As the public initializer, on `clock` (a test clock in tests).
+    init(
+        client: RedisClient, configuration: Configuration, logger: Logger, metricsFactory: (any MetricsFactory)?,
+        clock: any MonotonicClock
+    ) {
         self.client = client
+        self.clock = clock
         self.configuration = configuration
         self.configuredPolicyCheck = Result { () throws(StampedeError) in try configuration.policy.validate() }
         self.logger = logger
@@ -128,11 +131,11 @@ public final class StampedeCache: Sendable {
         self.metrics = metrics
         let near = configuration.nearCache.map { NearCache(capacity: max($0.capacity, 1)) }
         self.near = near
-        let flights = SingleFlight<ExactKey, Lookup>()
+        let flights = SingleFlight<ExactKey, Found>()
         self.flights = flights
         self.outageValues = OutageValues(capacity: configuration.outageCapacity)
         self.events = CacheEvents(
-            client: client, channel: configuration.namespace + ":events", logger: logger,
+            client: client, channel: CacheFormat.channel(namespace: configuration.namespace), logger: logger, clock: clock,
             notifications: { metrics.notifications.increment() },
             changed: { kind, key in
                 near?.remove(key)
@@ -141,18 +144,7 @@ public final class StampedeCache: Sendable {
                 if kind == .invalidated { flights.forget(ExactKey(key)) }
             },
             mayHaveMissedChanges: { near?.removeAll() })
-        self.leases = RedisMutex(client: client, logger: logger, metricsFactory: metricsFactory)
-    }
-
-    /// The key of the entry for `key`, `{<namespace>:<key>}`: the braces keep an entry, its
-    /// lock and its fence in one cluster slot. (``StoredEntry/Read`` writes it from its parts.)
-    static func entryKey(namespace: String, key: String) -> String { "{\(namespace):\(key)}" }
-
-    func entryKey(for key: String) -> String { Self.entryKey(namespace: configuration.namespace, key: key) }
-
-    func keys(for key: String) -> Keys {
-        let entry = entryKey(for: key)
-        return Keys(entry: entry, lock: entry + ":lock", fence: entry + ":fence")
+        self.watchdog = LeaseWatchdog(client: client, clock: clock, renewals: metrics.renewals, logger: logger)
     }
 
     static func validate(key: String) throws(StampedeError) {
@@ -187,54 +179,43 @@ public final class StampedeCache: Sendable {
         policy: CachePolicy? = nil,
         load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        // An invalid key is never in the near cache; lookUp rejects it.
+        // An invalid key is never in the near cache; the lookup rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
-        return try await lookUp(key, as: Value.self, policy: policy, makeLoad: { load })
+        return try await decodedLookup(key, as: Value.self, policy: policy, load: load)
     }
 
     // The generic entry points are inlinable so that they are specialized for the caller's
-    // `Value`: left generic, the optionals, casts and closures of a hit went through type
-    // metadata at run time, about two thirds of a near-cache hit's time. Everything past
-    // the near cache works on encoded bytes and is not generic.
+    // `Value`: left generic, the optionals, casts and closures of a hit go through type
+    // metadata at run time. Everything past the near cache works on encoded bytes and is
+    // not generic.
     //
     // The hit path runs on the caller's executor (`nonisolated(nonsending)`, down to the
-    // client's send): each async function it passes through would otherwise switch to the
-    // global executor on entry, a runtime check that took about 5% of a many-keys storm's
-    // CPU samples, and a caller on an actor would hop off it and back for a near-cache hit.
+    // client's send): a caller on an actor gets a near-cache hit without leaving it, and no
+    // step switches executors on the way.
 
     /// Everything after the near cache: the shared lookup in Redis, then decoding.
-    ///
-    /// The loader is handed over as a function that builds it, called only by a caller that
-    /// must load: a hit, or a caller that joins another's lookup, allocates no closure for it.
     @inlinable
-    nonisolated(nonsending) func lookUp<Value: Codable & Sendable>(
-        _ key: String, as type: Value.Type, policy: CachePolicy?,
-        makeLoad: () -> @Sendable () async throws -> Value?
+    nonisolated(nonsending) func decodedLookup<Value: Codable & Sendable>(
+        _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        let bytes = try await lookUpEncoded(key, policy: policy) {
-            let load = makeLoad()
-            let codec = configuration.codec
-            let maximumSize = configuration.maximumValueSize
-            return {
-                guard let value = try await load() else { return nil }
-                let bytes = try codec.encode(value)
-                guard bytes.count <= maximumSize else {
-                    throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
-                }
-                return bytes
+        let codec = configuration.codec
+        let maximumSize = configuration.maximumValueSize
+        let bytes = try await sharedLookup(key, policy: policy) {
+            guard let value = try await load() else { return nil }
+            let bytes = try codec.encode(value)
+            guard bytes.count <= maximumSize else {
+                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
             }
+            return bytes
         }
         guard let bytes else { return nil }
         return try decode(Value.self, key: key, bytes: bytes)
     }
 
-    /// The shared lookup in Redis, in encoded bytes: `nil` for "no such value". `makeLoad`
-    /// builds the loader, which returns the value encoded and checked against the maximum
-    /// size; only a caller that loads calls it.
+    /// The lookup this process's callers of `key` share, in encoded bytes: `nil` for "no
+    /// such value". `load` returns the value encoded and checked against the maximum size.
     @usableFromInline
-    nonisolated(nonsending) func lookUpEncoded(
-        _ key: String, policy: CachePolicy?, makeLoad: () -> @Sendable () async throws -> [UInt8]?
-    ) async throws -> [UInt8]? {
+    nonisolated(nonsending) func sharedLookup(_ key: String, policy: CachePolicy?, load: @escaping @Sendable () async throws -> [UInt8]?) async throws -> [UInt8]? {
         try Self.validate(key: key)
         if let policy { try policy.validate() } else { try configuredPolicyCheck.get() }
         let policy = policy ?? configuration.policy
@@ -242,23 +223,20 @@ public final class StampedeCache: Sendable {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
         }
-        // One early-refresh draw for the quick try and the script's decision alike.
+        // One early-refresh draw for the hit read and the script's decision alike.
         let draw = policy.earlyRefreshDraw()
-        let (lookup, shared) = try await flights.run(
+        let (found, shared) = try await flights.run(
             key: ExactKey(key),
-            quickly: { await self.freshLookup(key, policy: policy, earlyRefreshDraw: draw) },
-            makeOperation: {
-                let load = makeLoad()
-                return { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) }
-            })
+            quickly: { await self.hitRead(key, policy: policy, earlyRefreshDraw: draw) },
+            operation: { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) })
         if shared { metrics.coalesced.increment() }
-        return lookup.bytes
+        return found.bytes
     }
 
     /// The near cache's answer: `nil` on a miss, `.some(nil)` for a cached "no such value".
     @inlinable
     func nearValue<Value: Codable & Sendable>(_ type: Value.Type, key: String) throws -> Value?? {
-        guard let near, let entry = near.entry(for: key, now: .now) else { return nil }
+        guard let near, let entry = near.entry(for: key, now: clock.now) else { return nil }
         metrics.nearHits.increment()
         guard let bytes = entry.bytes else { return .some(nil) }
         if let decoded = entry.decoded, decoded.type == ObjectIdentifier(Value.self), let value = decoded.value as? Value {
@@ -291,7 +269,7 @@ public final class StampedeCache: Sendable {
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
         let found: Value?? = if let cached { cached } else {
-            try await lookUp(key, as: Value.self, policy: policy, makeLoad: { { try await load() } })
+            try await decodedLookup(key, as: Value.self, policy: policy, load: { try await load() })
         }
         guard let found, let value = found else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
@@ -315,11 +293,14 @@ public final class StampedeCache: Sendable {
         // Whatever Redis answers, nothing this process holds of the key outlives the call.
         outageValues.remove(ExactKey(key))
         near?.remove(key)
-        let keys = keys(for: key)
-        _ = try await leases.redis {
+        let keys = CacheFormat.Keys(namespace: configuration.namespace, key: key)
+        _ = try await StampedeError.fromRedis {
             try await client.run(
                 CacheScripts.invalidate, keys: keys.all,
-                arguments: [RedisArgument(mode), RedisArgument(events.channel), RedisArgument(CacheEvents.message(.invalidated, key: key))])
+                arguments: [
+                    RedisArgument(mode), RedisArgument(events.channel),
+                    RedisArgument(CacheFormat.Message.invalidated(key: key).payload),
+                ])
         }
         // In this process at once, not when the message comes back: lookups in flight are
         // forgotten, and one that read before the script keeps nothing near.
@@ -330,8 +311,8 @@ public final class StampedeCache: Sendable {
     /// scripts into Redis and starts the subscription that wakes waiting callers. Optional:
     /// without it the first lookups do this work themselves.
     public func prepare() async throws {
-        _ = try await leases.redis {
-            for script in [CacheScripts.leaseGet, CacheScripts.fill, CacheScripts.fail, CacheScripts.invalidate, LockScripts.renew] {
+        _ = try await StampedeError.fromRedis {
+            for script in [CacheScripts.leaseGet, CacheScripts.fill, CacheScripts.fail, CacheScripts.invalidate, LeaseWatchdog.renewScript] {
                 try await client.send("SCRIPT", "LOAD", RedisArgument(script.source))
             }
         }

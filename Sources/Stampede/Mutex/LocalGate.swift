@@ -6,21 +6,11 @@ import Synchronization
 /// wait here and are handed the turn in order. A release then wakes one task per process
 /// instead of every waiter, which keeps hand-offs fast with many waiters.
 final class LocalGate: Sendable {
-    private enum Waiter {
-        /// Registered; its task has not parked yet.
-        case pending
-        case parked(CheckedContinuation<Bool, Never>)
-        /// Handed the turn before it parked.
-        case granted
-    }
-
     private struct State {
         /// Whether some task of this process has the turn.
         var taken = false
-        var waiters: [Int: Waiter] = [:]
-        /// Waiter ids in arrival order; ids that gave up are skipped.
-        var order: [Int] = []
-        var nextID = 0
+        /// Handed `true` with the turn.
+        var waiters = Waiters<Bool>()
     }
 
     private let state = Mutex(State())
@@ -34,27 +24,23 @@ final class LocalGate: Sendable {
         }
     }
 
-    /// Waits for the turn until `deadline`; `false` if it did not come by then or the task
-    /// was cancelled.
-    func enter(until deadline: ContinuousClock.Instant) async -> Bool {
-        // Registered before any suspension, so a turn handed over meanwhile is not lost.
-        let id: Int? = state.withLock { state in
+    /// Waits for the turn until `deadline` on `clock`; `false` if it did not come by then or
+    /// the task was cancelled.
+    func enter(until deadline: ContinuousClock.Instant, clock: any MonotonicClock) async -> Bool {
+        // In line before any suspension, so a turn handed over meanwhile is kept for it.
+        let ticket: Int? = state.withLock { state in
             if !state.taken {
                 state.taken = true
                 return nil
             }
-            let id = state.nextID
-            state.nextID += 1
-            state.waiters[id] = .pending
-            state.order.append(id)
-            return id
+            return state.waiters.enqueue()
         }
-        guard let id else { return true }
+        guard let ticket else { return true }
         return await withTaskGroup(of: Bool?.self) { group in
-            group.addTask { await self.park(id) }
+            group.addTask { await self.park(ticket) }
             group.addTask {
-                try? await Task.sleep(until: deadline, clock: ContinuousClock())
-                self.giveUp(id)
+                try? await clock.sleep(until: deadline)
+                self.giveUp(ticket)
                 return nil
             }
             var granted = false
@@ -67,63 +53,25 @@ final class LocalGate: Sendable {
         }
     }
 
-    private func park(_ id: Int) async -> Bool {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let result: Bool? = state.withLock { state in
-                    switch state.waiters[id] {
-                    case .pending:
-                        state.waiters[id] = .parked(continuation)
-                        return nil
-                    case .granted:
-                        state.waiters[id] = nil
-                        return true
-                    case .parked, nil:
-                        return false  // gave up already
-                    }
-                }
-                if let result { continuation.resume(returning: result) }
-            }
+    private func park(_ ticket: Int) async -> Bool {
+        await Waiters.suspend(cancelled: false) { continuation in
+            state.withLock { $0.waiters.park(continuation, ticket: ticket, cancelled: false) }
         } onCancel: {
-            giveUp(id)
+            state.withLock { $0.waiters.leave(ticket) }
         }
     }
 
-    /// Withdraws a waiter that timed out or was cancelled; one that was handed the turn keeps it.
-    private func giveUp(_ id: Int) {
-        let parked: CheckedContinuation<Bool, Never>? = state.withLock { state in
-            switch state.waiters[id] {
-            case .pending:
-                state.waiters[id] = nil
-                return nil
-            case .parked(let continuation):
-                state.waiters[id] = nil
-                return continuation
-            case .granted, nil:
-                return nil
-            }
-        }
-        parked?.resume(returning: false)
+    /// Withdraws a waiter that timed out; one that was handed the turn keeps it.
+    private func giveUp(_ ticket: Int) {
+        state.withLock { $0.waiters.leave(ticket) }?.resume(returning: false)
     }
 
     /// Passes the turn to the longest-waiting task, or frees it.
     func leave() {
-        let next: CheckedContinuation<Bool, Never>? = state.withLock { state in
-            while !state.order.isEmpty {
-                let id = state.order.removeFirst()
-                switch state.waiters[id] {
-                case .pending:
-                    state.waiters[id] = .granted
-                    return nil
-                case .parked(let continuation):
-                    state.waiters[id] = nil
-                    return continuation
-                case .granted, nil:
-                    continue
-                }
-            }
-            state.taken = false
-            return nil
+        let next = state.withLock { state -> Waiters<Bool>.Continuation? in
+            let (found, continuation) = state.waiters.resumeFirst(with: true)
+            if !found { state.taken = false }
+            return continuation
         }
         next?.resume(returning: true)
     }

@@ -40,14 +40,6 @@ enum LockScripts {
         return false
         """)
 
-    /// KEYS: lock. ARGV: token, lease ms. Returns 1 when renewed, 0 when the token is gone.
-    static let renew = RedisScript("""
-        if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        end
-        return 0
-        """)
-
     /// KEYS: lock. ARGV: token, release channel. Deletes only our own lock and wakes the
     /// waiters. Returns 1 when released, 0 when the token was gone (the lease was lost).
     static let release = RedisScript("""

@@ -14,7 +14,6 @@ extension RedisMutex {
     func acquire(
         _ name: String, keys: Keys, options: LockOptions, deadline: ContinuousClock.Instant?
     ) async throws(StampedeError) -> (Lease, ContinuousClock.Instant)? {
-        let clock = ContinuousClock()
         // Fast path: a free lock costs one round trip and no subscription.
         var sentAt = clock.now
         if case .acquired(let lease) = try await attempt(name, keys: keys, options: options) { return (lease, sentAt) }
@@ -23,7 +22,7 @@ extension RedisMutex {
 
         // Subscribe, then try again before waiting, so a release between the first attempt
         // and the subscription is not missed.
-        return try await redis {
+        return try await StampedeError.fromRedis {
             try await client.subscribe(to: [keys.channel]) { releases in
                 let signal = AsyncSignal()
                 return try await withThrowingTaskGroup(of: (Lease, ContinuousClock.Instant)?.self) { group in
@@ -48,7 +47,7 @@ extension RedisMutex {
                             // Sleep until woken, but never past the lock's own expiry (a dead
                             // holder) nor the recheck interval, jittered so waiters spread out.
                             let fallback = min(options.recheckInterval, remaining) * Double.random(in: 0.5...1)
-                            await signal.wait(after: seen, timeout: min(fallback, deadline - now))
+                            await signal.wait(after: seen, until: now + min(fallback, deadline - now), clock: clock)
                         }
                     }
                 }
@@ -59,7 +58,7 @@ extension RedisMutex {
     /// One acquisition attempt. A reply lost to a timeout or a dropped connection is
     /// resolved by reading the lock back: if it holds our token, it is ours.
     func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> Attempt {
-        let token = Self.randomToken()
+        let token = Lease.randomToken()
         let arguments: [RedisArgument] = [RedisArgument(token), RedisArgument(options.leaseDuration.milliseconds)]
         let lockKeys: [RedisArgument] = [RedisArgument(keys.lock), RedisArgument(keys.fence)]
         let reply: RedisValue
@@ -105,8 +104,8 @@ extension RedisMutex {
     private func releaseOrphan(keys: Keys, token: String, leaseDuration: Duration) {
         let client = self.client
         let logger = self.logger
-        Task {
-            let clock = ContinuousClock()
+        let clock = self.clock
+        background.start {
             let giveUp = clock.now + leaseDuration
             while clock.now < giveUp {
                 do {
@@ -116,21 +115,9 @@ extension RedisMutex {
                     logger.debug("released a lock whose acquisition reply was lost", metadata: ["stampede.lock": "\(keys.lock)"])
                     return
                 } catch {
-                    try? await Task.sleep(for: min(leaseDuration / 8, .milliseconds(250)))
+                    try? await clock.sleep(for: min(leaseDuration / 8, .milliseconds(250)))
                 }
             }
         }
-    }
-
-    /// 128 random bits as hex: unguessable, so no other holder can release or renew our lock.
-    static func randomToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        let hex = [high, low].map { word -> String in
-            let digits = String(word, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }
-        return hex.joined()
     }
 }

@@ -39,6 +39,11 @@ public final class RedisMutex: Sendable {
     let metrics: LockMetrics
     /// One contender per lock name in this process; the others queue here.
     let gates = LocalGates()
+    let clock: any MonotonicClock
+    /// Renews the lease while a body runs.
+    let watchdog: LeaseWatchdog
+    /// Clean-up that outlives a call: releasing a lock whose acquisition reply was lost.
+    let background = BackgroundWork()
 
     /// The longest lock name accepted, in UTF-8 bytes.
     public static let maximumNameLength = 1024
@@ -52,16 +57,24 @@ public final class RedisMutex: Sendable {
     ///   - metricsFactory: where the counters `stampede.lock.acquired`, `.contended`,
     ///     `.renewals`, `.lost` and the timer `stampede.lock.wait` report. Default: the
     ///     global `MetricsSystem`.
-    public init(
+    public convenience init(
         client: RedisClient,
         keyPrefix: String = "stampede:lock:",
         logger: Logger = Logger(label: "stampede.lock", factory: { _ in SwiftLogNoOpLogHandler() }),
         metricsFactory: (any MetricsFactory)? = nil
     ) {
+        self.init(client: client, keyPrefix: keyPrefix, logger: logger, metricsFactory: metricsFactory, clock: SystemClock())
+    }
+
+    /// As the public initializer, on `clock` (a test clock in tests).
+    init(client: RedisClient, keyPrefix: String, logger: Logger, metricsFactory: (any MetricsFactory)?, clock: any MonotonicClock) {
         self.client = client
         self.keyPrefix = keyPrefix
         self.logger = logger
-        self.metrics = LockMetrics(factory: metricsFactory)
+        let metrics = LockMetrics(factory: metricsFactory)
+        self.metrics = metrics
+        self.clock = clock
+        self.watchdog = LeaseWatchdog(client: client, clock: clock, renewals: metrics.renewals, logger: logger)
     }
 
     struct Keys {
@@ -114,13 +127,12 @@ public final class RedisMutex: Sendable {
         guard !Self.heldLocks.contains(keys.lock) else {
             throw StampedeError(.reentrantLock, "this task already holds lock '\(name)'; locks are not reentrant")
         }
-        let clock = ContinuousClock()
         let waitStart = clock.now
         let deadline = waitStart + options.maximumWait
         // First this process's queue for the name, then Redis.
         let gate = gates.checkOut(keys.lock)
         defer { gates.checkIn(keys.lock) }
-        let admitted = wait ? await gate.enter(until: deadline) : gate.tryEnter()
+        let admitted = wait ? await gate.enter(until: deadline, clock: clock) : gate.tryEnter()
         guard admitted else {
             metrics.contended.increment()
             if wait { throw StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)") }
@@ -149,7 +161,7 @@ public final class RedisMutex: Sendable {
     /// Whether `fence` is the newest acquisition of lock `name`: no one has taken the lock since.
     public func isCurrent(_ fence: FencingToken, for name: String) async throws -> Bool {
         try Self.validate(name: name)
-        let reply = try await redis { try await client.send("GET", RedisArgument(keys(for: name).fence)) }
+        let reply = try await StampedeError.fromRedis { try await client.send("GET", RedisArgument(keys(for: name).fence)) }
         return reply.int == fence.value
     }
 
@@ -159,25 +171,12 @@ public final class RedisMutex: Sendable {
     ///
     /// - Returns: `true` when written, `false` when rejected as coming from an older holder.
     public func setIfFenceIsNewest(_ value: [UInt8], at key: String, fence: FencingToken) async throws -> Bool {
-        let reply = try await redis {
+        let reply = try await StampedeError.fromRedis {
             try await client.run(
                 LockScripts.fencedSet, keys: [RedisArgument(key), RedisArgument(key + ":fence")],
                 arguments: [RedisArgument(bytes: value), RedisArgument(fence.value)])
         }
         return reply.int == 1
-    }
-
-    /// Runs a Redis call, turning its failure into ``StampedeError/Code/redisUnavailable``.
-    func redis<T>(_ call: () async throws -> T) async throws(StampedeError) -> T {
-        do {
-            return try await call()
-        } catch let error as RedisError {
-            throw StampedeError(.redisUnavailable, "Redis failed", underlying: error)
-        } catch let error as StampedeError {
-            throw error
-        } catch {
-            throw StampedeError(.redisUnavailable, "Redis failed: \(error)")
-        }
     }
 }
 

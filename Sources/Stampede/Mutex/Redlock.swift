@@ -92,7 +92,7 @@ public final class Redlock: Sendable {
         let drift = leaseDuration * 0.01 + .milliseconds(2)
         var locked = 0
         for attempt in 1...attempts {
-            let token = RedisMutex.randomToken()
+            let token = Stampede.Lease.randomToken()
             let start = clock.now
             locked = await withTaskGroup(of: Bool.self) { group in
                 for client in clients {

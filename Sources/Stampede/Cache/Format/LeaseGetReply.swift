@@ -1,6 +1,7 @@
 import StampedeRedis
 
-/// What the lease-get script decided.
+extension CacheFormat {
+/// What the lease-get script (``CacheScripts/leaseGet``) decided.
 struct LeaseGetReply: Sendable {
     enum State: Sendable {
         case fresh(StoredEntry)
@@ -8,7 +9,14 @@ struct LeaseGetReply: Sendable {
         case stale(StoredEntry)
         case miss
     }
-    enum Role: String, Sendable { case none, leader, follower }
+    enum Role: String, Sendable {
+        /// Fresh, and no early refresh wanted.
+        case none
+        /// Took the lease: this caller loads.
+        case leader
+        /// Another caller holds the lease.
+        case follower
+    }
 
     /// What the script found foreign or unreadable under the key's names and replaced.
     struct Repairs: OptionSet, Sendable {
@@ -75,4 +83,5 @@ struct LeaseGetReply: Sendable {
         self.lockTTL = lockTTL
         self.repairs = Repairs(rawValue: repairs)
     }
+}
 }

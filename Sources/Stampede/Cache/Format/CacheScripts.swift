@@ -1,15 +1,8 @@
 import StampedeRedis
 
 /// The cache's Lua scripts: one round trip per decision, on Redis's clock (`TIME`), so that
-/// nodes with skewed clocks agree on what is fresh.
-///
-/// The entry is a hash at `{N:K}` with fields `v` (value bytes), `f` (fence of the fill) and
-/// `m`, the metadata packed in one field so that a hit reads two fields, not six:
-/// `2:<fresh-until>:<stale-until>:<load ms>:<negative>` (format 2; times in ms since the epoch
-/// by Redis's clock; negative "1" or "0"). It expires at stale-until. Entries of format 1
-/// (fields `ver` = "1", `fu`, `su`, `d`, `n`) are still read by the lease-get script, which
-/// rewrites them in format 2, and marked stale by `expire`; the hit path reads format 2
-/// only. Keys: KEYS[1] entry, KEYS[2] lock `{N:K}:lock`, KEYS[3] fence `{N:K}:fence`.
+/// nodes with skewed clocks agree on what is fresh. They write and read what
+/// ``CacheFormat`` describes. Keys: KEYS[1] entry, KEYS[2] lock, KEYS[3] fence.
 ///
 /// The fence expires too (a day after its last use, or after its entry), so that keys that
 /// are never asked for again leave nothing behind. Each lease and invalidation sets it to
@@ -31,8 +24,9 @@ enum CacheScripts {
     ///   to an earlier value, never comes back at a value a loader already holds; a foreign
     ///   value is replaced.
     /// - `parseMeta(m)`: the packed metadata's fields as digit strings (fresh-until,
-    ///   stale-until, load ms, negative), or `nil` when it is not format 2 or a number has
-    ///   more than 15 digits (so that Lua and Swift read it as the same exact integer).
+    ///   stale-until, load ms, negative), or `nil` when it is unreadable or a number has
+    ///   more than ``CacheFormat/maximumDigits`` digits (so that Lua and Swift read it as
+    ///   the same exact integer).
     /// - `holds(lock, token)`: whether the lock holds `token`.
     private static let helpers = """
         local function readFence(key)
@@ -53,7 +47,7 @@ enum CacheScripts {
         local function parseMeta(m)
           if type(m) ~= 'string' then return nil end
           local fu, su, d, n = string.match(m, '^2:(%d+):(%d+):(%d+):([01])$')
-          if not fu or #fu > 15 or #su > 15 or #d > 15 then return nil end
+          if not fu or #fu > \(CacheFormat.maximumDigits) or #su > \(CacheFormat.maximumDigits) or #d > \(CacheFormat.maximumDigits) then return nil end
           return fu, su, d, n
         end
         local function holds(lock, token)
@@ -81,20 +75,6 @@ enum CacheScripts {
         if kind == 'hash' then
           local h = redis.call('HMGET', KEYS[1], 'v', 'f', 'm')
           local fu, su, d, n = parseMeta(h[3])
-          if not fu then
-            -- Format 1 (separate fields), as earlier builds wrote it: served, and rewritten
-            -- in format 2 here, so that an upgrade does not empty the cache and the entry
-            -- takes the hit path (and stale-if-error's retry) from now on.
-            local old = redis.call('HMGET', KEYS[1], 'ver', 'fu', 'su', 'd', 'n')
-            local meta = string.format('2:%s:%s:%s:%s', old[2] or '', old[3] or '', old[4] or '0', old[5] or '0')
-            if old[1] == '1' and h[1] then
-              fu, su, d, n = parseMeta(meta)
-              if fu then
-                redis.call('HSET', KEYS[1], 'm', meta)
-                redis.call('HDEL', KEYS[1], 'ver', 'fu', 'su', 'd', 'n')
-              end
-            end
-          end
           if h[1] and fu then
             e = {'2', h[1], h[2], fu, su, d, n}
           else
@@ -146,8 +126,9 @@ enum CacheScripts {
 
     /// Stores a fill if nothing took over or invalidated since the lease was taken. Either
     /// way frees the lease (if still ours) and tells the waiters. A stored value of at most
-    /// 16 KiB travels in the message (`V<key length>:<key><fresh-until>:<now>:<negative><value>`),
-    /// so that waiters need not read it back; a larger one sends the plain message.
+    /// ``CacheFormat/largestValueInMessage`` bytes travels in the message (see
+    /// ``CacheFormat/Message``), so that waiters need not read it back; a larger one sends
+    /// the plain message.
     /// ARGV: fence, value, fresh ms, stale ms (kept past fresh), load ms, negative ("1"/"0"),
     /// token, channel, message, key. Returns 1 when stored, 0 when rejected.
     static let fill = RedisScript("""
@@ -167,7 +148,7 @@ enum CacheScripts {
         redis.call('PEXPIREAT', KEYS[3], string.format('%d', su + \(fenceKeptMilliseconds)))
         if holds(KEYS[2], ARGV[7]) then redis.call('DEL', KEYS[2]) end
         local message = ARGV[9]
-        if #ARGV[2] <= 16384 then
+        if #ARGV[2] <= \(CacheFormat.largestValueInMessage) then
           message = 'V' .. #ARGV[10] .. ':' .. ARGV[10] .. string.format('%d:%d:', fu, now) .. ARGV[6] .. ARGV[2]
         end
         redis.call('PUBLISH', ARGV[8], message)
@@ -209,8 +190,6 @@ enum CacheScripts {
           local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], 'm'))
           if fu then
             if tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d:%s:%s:%s', now, su, d, n)) end
-          elseif redis.call('HGET', KEYS[1], 'ver') == '1' then
-            if (tonumber(redis.call('HGET', KEYS[1], 'fu') or '0') or 0) > now then redis.call('HSET', KEYS[1], 'fu', now) end
           else
             redis.call('DEL', KEYS[1])
           end

@@ -1,0 +1,50 @@
+import Synchronization
+
+/// A wake-up call that any number of tasks can wait for, with a deadline.
+///
+/// Each ``notify()`` starts a new generation; a waiter passes the generation it saw before
+/// checking its condition, so a notification between the check and the wait is not lost.
+final class AsyncSignal: Sendable {
+    private struct State {
+        var generation = 0
+        var waiters = Waiters<Void>()
+    }
+    private let state = Mutex(State())
+
+    var generation: Int { state.withLock { $0.generation } }
+
+    func notify() {
+        let parked = state.withLock { state in
+            state.generation += 1
+            return state.waiters.removeAll()
+        }
+        for waiter in parked { waiter.resume() }
+    }
+
+    /// Returns when a generation after `seen` starts, `deadline` passes on `clock`, or the
+    /// task is cancelled.
+    func wait(after seen: Int, until deadline: ContinuousClock.Instant, clock: any MonotonicClock) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait(after: seen) }
+            group.addTask { try? await clock.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns when a generation after `seen` starts, or the task is cancelled.
+    func wait(after seen: Int) async {
+        let ticket = state.withLock { $0.waiters.enqueue() }
+        await Waiters.suspend(cancelled: ()) { continuation in
+            state.withLock { state in
+                guard state.generation <= seen else {
+                    _ = state.waiters.leave(ticket)
+                    return ()
+                }
+                return state.waiters.park(continuation, ticket: ticket, cancelled: ())
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.leave(ticket) }
+        }
+    }
+}

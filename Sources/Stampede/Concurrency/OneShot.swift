@@ -1,0 +1,58 @@
+import Synchronization
+
+/// A value set once, that any number of tasks wait for: a single flight's result, a load's
+/// outcome that callers may stop waiting for while it goes on.
+final class OneShot<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiters = Waiters<Value?>()
+    }
+
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Sets the value and wakes every waiter; only the first call counts.
+    func finish(_ value: Value) {
+        let parked = state.withLock { state -> [Waiters<Value?>.Continuation] in
+            guard state.value == nil else { return [] }
+            state.value = value
+            return state.waiters.removeAll()
+        }
+        for waiter in parked { waiter.resume(returning: value) }
+    }
+
+    /// The value, or `nil` when the task is cancelled before it is set.
+    func wait() async -> Value? {
+        let ticket = state.withLock { $0.waiters.enqueue() }
+        return await Waiters.suspend(cancelled: nil) { continuation in
+            state.withLock { state in
+                if let value = state.value {
+                    _ = state.waiters.leave(ticket)
+                    return .some(value)
+                }
+                return state.waiters.park(continuation, ticket: ticket, cancelled: nil)
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.leave(ticket) }
+        }
+    }
+
+    /// The value, or `nil` when `deadline` passes on `clock` (or the task is cancelled)
+    /// before it is set.
+    func wait(until deadline: ContinuousClock.Instant, clock: any MonotonicClock) async -> Value? {
+        await withTaskGroup(of: Value?.self) { group in
+            group.addTask { await self.wait() }
+            group.addTask {
+                try? await clock.sleep(until: deadline)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? state.withLock { $0.value }
+        }
+    }
+
+    /// How many tasks wait for the value.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+}

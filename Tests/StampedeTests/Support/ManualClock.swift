@@ -1,0 +1,80 @@
+@testable import Stampede
+import Synchronization
+
+/// A clock that moves only when a test says so: sleepers wake when ``advance(by:)`` takes
+/// the time past their deadline. Tests of time-dependent logic run on it without sleeping.
+final class ManualClock: MonotonicClock {
+    private struct Sleeper {
+        let deadline: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now: ContinuousClock.Instant
+        var sleepers: [Int: Sleeper] = [:]
+        var nextID = 0
+        /// Tasks waiting for a sleeper to arrive.
+        var arrivals: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(startingAt start: ContinuousClock.Instant = .now) {
+        state = Mutex(State(now: start))
+    }
+
+    var now: ContinuousClock.Instant { state.withLock { $0.now } }
+
+    func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let id = state.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let (wakeNow, arrivals) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+                    if deadline <= state.now { return (true, []) }
+                    if Task.isCancelled { return (true, []) }
+                    state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
+                    defer { state.arrivals = [] }
+                    return (false, state.arrivals)
+                }
+                for arrival in arrivals { arrival.resume() }
+                if wakeNow {
+                    if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { continuation.resume() }
+                }
+            }
+        } onCancel: {
+            state.withLock { $0.sleepers.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves the time on by `duration` and wakes the sleepers whose deadline it passed.
+    func advance(by duration: Duration) {
+        let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.now += duration
+            let due = state.sleepers.filter { $0.value.deadline <= state.now }
+            for id in due.keys { state.sleepers[id] = nil }
+            return due.values.map(\.continuation)
+        }
+        for sleeper in due { sleeper.resume() }
+    }
+
+    /// How many tasks sleep on this clock now.
+    var sleeping: Int { state.withLock { $0.sleepers.count } }
+
+    /// Returns once at least `count` tasks sleep on this clock.
+    func waitForSleepers(_ count: Int) async {
+        while true {
+            let enough: Bool = await withCheckedContinuation { continuation in
+                let enough = state.withLock { state -> Bool in
+                    if state.sleepers.count >= count { return true }
+                    state.arrivals.append(continuation)
+                    return false
+                }
+                if enough { continuation.resume() }
+            } == () && state.withLock { $0.sleepers.count >= count }
+            if enough { return }
+        }
+    }
+}
