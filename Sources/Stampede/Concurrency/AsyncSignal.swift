@@ -16,7 +16,7 @@ final class AsyncSignal: Sendable {
     func notify() {
         let parked = state.withLock { state in
             state.generation += 1
-            return state.waiters.removeAll()
+            return state.waiters.resumeAll(with: ())
         }
         for waiter in parked { waiter.resume() }
     }
@@ -37,11 +37,7 @@ final class AsyncSignal: Sendable {
         let ticket = state.withLock { $0.waiters.enqueue() }
         await Waiters.suspend(cancelled: ()) { continuation in
             state.withLock { state in
-                guard state.generation <= seen else {
-                    _ = state.waiters.leave(ticket)
-                    return ()
-                }
-                return state.waiters.park(continuation, ticket: ticket, cancelled: ())
+                state.waiters.park(continuation, ticket: ticket, ready: state.generation > seen ? () : nil, cancelled: ())
             }
         } onCancel: {
             state.withLock { $0.waiters.leave(ticket) }

@@ -1,81 +1,91 @@
 import Synchronization
 
 /// Work that outlives the call that started it (a cache's background refreshes and loads
-/// past a soft timeout, a mutex's clean-up of a lock whose reply was lost), run by one
-/// owner so that it can be waited for before the process exits.
+/// past a soft timeout, a mutex's clean-up of a lock whose reply was lost), owned here so
+/// that it can be waited for before the process exits.
 ///
-/// ``run()`` runs the work as child tasks until ``finish()``; a service calls it from its
-/// own `run()`. Started work that finds nobody running it starts a runner of its own.
+/// Work runs as child tasks of one runner task, started when work arrives and ended when
+/// none is left. The runner is detached: work does not inherit the task-local values of
+/// whichever caller happened to start it (a lock that caller held, its trace).
 final class BackgroundWork: Sendable {
     typealias Work = @Sendable () async -> Void
 
     private struct State {
-        /// Work started and not finished yet.
-        var pending = 0
+        /// Started, not yet handed to the runner, in order.
+        var queue: [(id: Int, work: Work)] = []
+        /// Started and not finished.
+        var unfinished: Set<Int> = []
+        var nextID = 0
         var hasRunner = false
-        var drained = Waiters<Bool>()
+        /// Callers of ``drain(until:clock:)``, each waiting for the work started before it
+        /// called: for each ticket, the first id it does not wait for.
+        var drainers = Waiters<Bool>()
+        var drainedBelow: [Int: Int] = [:]
     }
 
     private let state = Mutex(State())
-    private let queue: AsyncStream<Work>
-    private let submit: AsyncStream<Work>.Continuation
-
-    init() {
-        (queue, submit) = AsyncStream.makeStream(of: Work.self)
-    }
 
     /// Starts `work` apart from the caller.
     func start(_ work: @escaping Work) {
         let startRunner = state.withLock { state -> Bool in
-            state.pending += 1
+            let id = state.nextID
+            state.nextID += 1
+            state.queue.append((id, work))
+            state.unfinished.insert(id)
             defer { state.hasRunner = true }
             return !state.hasRunner
         }
-        submit.yield(work)
-        if startRunner { Task { await self.runQueue() } }
-    }
-
-    /// Runs started work until ``finish()``, then waits for what is still running.
-    /// Call it at most once, before any work starts; later calls return at once.
-    func run() async {
-        let claimed = state.withLock { state -> Bool in
-            defer { state.hasRunner = true }
-            return !state.hasRunner
-        }
-        guard claimed else { return }
-        await runQueue()
+        if startRunner { Task.detached { await self.runQueue() } }
     }
 
     private func runQueue() async {
         await withDiscardingTaskGroup { group in
-            for await work in queue {
+            while let (id, work) = nextWork() {
                 group.addTask {
                     await work()
-                    self.finished()
+                    self.finished(id)
                 }
             }
         }
     }
 
-    /// Stops taking work: ``run()`` returns once what was started has finished.
-    func finish() {
-        submit.finish()
-    }
-
-    private func finished() {
-        let parked = state.withLock { state -> [Waiters<Bool>.Continuation] in
-            state.pending -= 1
-            return state.pending == 0 ? state.drained.removeAll() : []
+    /// The next work to run; `nil` when there is none, and then the runner ends.
+    private func nextWork() -> (Int, Work)? {
+        state.withLock { state in
+            guard !state.queue.isEmpty else {
+                state.hasRunner = false
+                return nil
+            }
+            return state.queue.removeFirst()
         }
-        for waiter in parked { waiter.resume(returning: true) }
     }
 
-    /// Waits until every piece of work started so far has finished, or `deadline` passes on
-    /// `clock`. Returns whether it all finished.
+    private func finished(_ id: Int) {
+        let drained = state.withLock { state -> [Waiters<Bool>.Continuation] in
+            state.unfinished.remove(id)
+            let oldest = state.unfinished.min() ?? Int.max
+            var drained: [Waiters<Bool>.Continuation] = []
+            for (ticket, bound) in state.drainedBelow where bound <= oldest {
+                state.drainedBelow[ticket] = nil
+                if let continuation = state.drainers.resume(ticket, with: true) { drained.append(continuation) }
+            }
+            return drained
+        }
+        for continuation in drained { continuation.resume(returning: true) }
+    }
+
+    /// Waits until the work started before this call has finished, or until `deadline`
+    /// passes on `clock`. Returns whether it all finished.
     @discardableResult
     func drain(until deadline: ContinuousClock.Instant? = nil, clock: any MonotonicClock = SystemClock()) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntilIdle() }
+        // In line before any suspension: the work to wait for is the work started so far.
+        let ticket = state.withLock { state -> Int in
+            let ticket = state.drainers.enqueue()
+            state.drainedBelow[ticket] = state.nextID
+            return ticket
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.waitForDrain(ticket) }
             if let deadline {
                 group.addTask {
                     try? await clock.sleep(until: deadline)
@@ -88,19 +98,17 @@ final class BackgroundWork: Sendable {
         }
     }
 
-    /// `true` once nothing is pending; `false` when cancelled first.
-    private func waitUntilIdle() async -> Bool {
-        let ticket = state.withLock { $0.drained.enqueue() }
-        return await Waiters.suspend(cancelled: false) { continuation in
+    /// `true` once the work `ticket` waits for has finished; `false` when cancelled first.
+    private func waitForDrain(_ ticket: Int) async -> Bool {
+        let drained = await Waiters.suspend(cancelled: false) { continuation in
             state.withLock { state in
-                guard state.pending > 0 else {
-                    _ = state.drained.leave(ticket)
-                    return true
-                }
-                return state.drained.park(continuation, ticket: ticket, cancelled: false)
+                let done = (state.unfinished.min() ?? Int.max) >= (state.drainedBelow[ticket] ?? 0)
+                return state.drainers.park(continuation, ticket: ticket, ready: done ? true : nil, cancelled: false)
             }
         } onCancel: {
-            state.withLock { $0.drained.leave(ticket) }
+            state.withLock { $0.drainers.leave(ticket) }
         }
+        state.withLock { _ = $0.drainedBelow.removeValue(forKey: ticket) }
+        return drained
     }
 }

@@ -17,7 +17,7 @@ final class OneShot<Value: Sendable>: Sendable {
         let parked = state.withLock { state -> [Waiters<Value?>.Continuation] in
             guard state.value == nil else { return [] }
             state.value = value
-            return state.waiters.removeAll()
+            return state.waiters.resumeAll(with: value)
         }
         for waiter in parked { waiter.resume(returning: value) }
     }
@@ -27,11 +27,7 @@ final class OneShot<Value: Sendable>: Sendable {
         let ticket = state.withLock { $0.waiters.enqueue() }
         return await Waiters.suspend(cancelled: nil) { continuation in
             state.withLock { state in
-                if let value = state.value {
-                    _ = state.waiters.leave(ticket)
-                    return .some(value)
-                }
-                return state.waiters.park(continuation, ticket: ticket, cancelled: nil)
+                state.waiters.park(continuation, ticket: ticket, ready: state.value.map { .some($0) }, cancelled: nil)
             }
         } onCancel: {
             state.withLock { $0.waiters.leave(ticket) }

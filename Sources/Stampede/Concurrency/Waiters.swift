@@ -1,18 +1,18 @@
-/// The tasks parked on one thing (a flight's result, a signal, a lock's turn), in arrival
-/// order, each resumed exactly once. Kept inside its owner's lock: the owner decides, under
-/// that lock, whether a task must park at all.
+/// The tasks parked on one thing (a flight's result, a signal, a lock's turn, idleness), in
+/// arrival order, each resumed exactly once. Kept inside its owner's lock: the owner says,
+/// under that lock, whether what a task waits for has happened already.
 ///
-/// A waiter takes a ticket first (``enqueue()``), then parks under it (``park(_:ticket:)``).
-/// The two may be apart: a lock's turn handed to a ticket whose task has not parked yet is
-/// kept for it (``resumeFirst(with:)``), so arrival order holds.
+/// A waiter takes a ticket first (``enqueue()``), then parks under it (``park(_:ticket:ready:cancelled:)``).
+/// The two may be apart: a value handed to a ticket whose task has not parked yet is kept
+/// for it, so no wake-up is lost and arrival order holds.
 ///
 /// ```swift
+/// let ticket = state.withLock { $0.waiters.enqueue() }
 /// let value = await Waiters.suspend(cancelled: nil) { continuation in
-///     state.withLock { state in
-///         if let ready = state.result { return ready }
-///         return state.waiters.park(continuation, ticket: state.waiters.enqueue()) ? nil : .some(nil)
-///     }
-/// } onCancel: { ... }
+///     state.withLock { $0.waiters.park(continuation, ticket: ticket, ready: $0.result, cancelled: nil) }
+/// } onCancel: {
+///     state.withLock { $0.waiters.leave(ticket) }
+/// }
 /// ```
 struct Waiters<Value: Sendable> {
     typealias Continuation = UnsafeContinuation<Value, Never>
@@ -21,7 +21,7 @@ struct Waiters<Value: Sendable> {
         /// Has a ticket; its task has not parked yet.
         case reserved
         case parked(Continuation)
-        /// Resumed before it parked: it takes this value when it parks.
+        /// Handed a value before it parked: it takes the value when it parks.
         case resumed(Value)
     }
 
@@ -32,6 +32,7 @@ struct Waiters<Value: Sendable> {
     private var nextTicket = 0
 
     var isEmpty: Bool { slots.isEmpty }
+    /// Tickets in line, parked or not.
     var count: Int { slots.count }
 
     /// A place in the line.
@@ -43,87 +44,122 @@ struct Waiters<Value: Sendable> {
         return ticket
     }
 
-    /// Parks `continuation` under `ticket`. Returns the value to resume it with at once
-    /// instead: the one handed to the ticket before it parked, or `cancelled` when the
-    /// ticket left (timed out) or its task is cancelled.
-    mutating func park(_ continuation: Continuation, ticket: Int, cancelled: Value) -> Value? {
+    /// Parks `continuation` under `ticket`, unless it can go on at once: returns the value
+    /// handed to the ticket before it parked, else `ready` (what it waits for has happened),
+    /// else `cancelled` when the ticket left the line or its task is cancelled.
+    mutating func park(_ continuation: Continuation, ticket: Int, ready: Value?, cancelled: Value) -> Value? {
         switch slots[ticket] {
+        case .resumed(let value)?:
+            remove(ticket)
+            return value
         case .reserved?:
+            if let ready {
+                remove(ticket)
+                return ready
+            }
             if Task.isCancelled {
-                slots[ticket] = nil
+                remove(ticket)
                 return cancelled
             }
             slots[ticket] = .parked(continuation)
             return nil
-        case .resumed(let value)?:
-            slots[ticket] = nil
-            return value
         case .parked?, nil:
-            return cancelled
+            return ready ?? cancelled
         }
     }
 
-    /// Takes `ticket` out of the line: its continuation if it had parked (resume it), else
-    /// `nil`. A ticket already handed a value keeps it (see ``park(_:ticket:cancelled:)``).
+    /// Takes `ticket` out of the line (it timed out or was cancelled): its continuation if it
+    /// had parked (resume it), else `nil`. A ticket already handed a value keeps it.
     mutating func leave(_ ticket: Int) -> Continuation? {
         switch slots[ticket] {
         case .parked(let continuation)?:
-            slots[ticket] = nil
+            remove(ticket)
             return continuation
         case .reserved?:
-            slots[ticket] = nil
+            remove(ticket)
             return nil
         case .resumed?, nil:
             return nil
         }
     }
 
-    /// Whether `ticket` was handed a value it has not parked to take yet.
-    func wasResumed(_ ticket: Int) -> Bool {
-        if case .resumed? = slots[ticket] { return true }
-        return false
+    /// Hands `value` to `ticket`: its continuation when it parked (resume it with `value`),
+    /// `nil` when it has not parked yet (it takes `value` when it does) or left.
+    mutating func resume(_ ticket: Int, with value: Value) -> Continuation? {
+        switch slots[ticket] {
+        case .parked(let continuation)?:
+            remove(ticket)
+            return continuation
+        case .reserved?:
+            slots[ticket] = .resumed(value)
+            return nil
+        case .resumed?, nil:
+            return nil
+        }
     }
 
-    /// Empties the line: the continuations to resume. Tickets not parked yet are dropped
-    /// (their owner's state tells them what happened when they park).
-    mutating func removeAll() -> [Continuation] {
+    /// Hands `value` to every ticket in line: the continuations to resume with it. Tickets
+    /// not parked yet take it when they park.
+    mutating func resumeAll(with value: Value) -> [Continuation] {
         var parked: [Continuation] = []
-        for case .parked(let continuation) in slots.values { parked.append(continuation) }
-        slots = [:]
-        order = []
-        head = 0
+        for (ticket, slot) in slots {
+            switch slot {
+            case .parked(let continuation):
+                parked.append(continuation)
+                slots[ticket] = nil
+            case .reserved:
+                slots[ticket] = .resumed(value)
+            case .resumed:
+                break
+            }
+        }
+        compact()
         return parked
     }
 
     /// Hands `value` to the longest-waiting ticket: its continuation when it parked (resume
     /// it with `value`), or `nil` when it has not parked yet (it takes `value` when it
-    /// does). `found` is `false` when the line is empty.
+    /// does). `found` is `false` when nobody waits.
     mutating func resumeFirst(with value: Value) -> (found: Bool, continuation: Continuation?) {
         while head < order.count {
             let ticket = order[head]
             head += 1
-            if head > 64, head * 2 > order.count {
-                order.removeFirst(head)
-                head = 0
-            }
             switch slots[ticket] {
             case .parked(let continuation)?:
-                slots[ticket] = nil
+                remove(ticket)
                 return (true, continuation)
             case .reserved?:
                 slots[ticket] = .resumed(value)
+                compact()
                 return (true, nil)
             case .resumed?, nil:
                 continue
             }
         }
+        compact()
         return (false, nil)
+    }
+
+    private mutating func remove(_ ticket: Int) {
+        slots[ticket] = nil
+        compact()
+    }
+
+    /// Drops the tickets that left from the front of the line.
+    private mutating func compact() {
+        if slots.isEmpty {
+            order = []
+            head = 0
+        } else if head > 64, head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
     }
 
     /// Suspends the calling task until it is resumed through its owner's ``Waiters``.
     ///
-    /// - `register` runs once, with the task's continuation: under the owner's lock it either
-    ///   parks it (returns `nil`) or returns the value to go on with at once.
+    /// - `register` runs once, with the task's continuation: under the owner's lock it
+    ///   parks it (``park(_:ticket:ready:cancelled:)``).
     /// - `onCancel` runs when the task is cancelled: under the owner's lock it takes the
     ///   continuation out of the line (``leave(_:)``), if it is still there, to be resumed
     ///   with `cancelled`.

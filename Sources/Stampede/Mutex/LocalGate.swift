@@ -55,7 +55,7 @@ final class LocalGate: Sendable {
 
     private func park(_ ticket: Int) async -> Bool {
         await Waiters.suspend(cancelled: false) { continuation in
-            state.withLock { $0.waiters.park(continuation, ticket: ticket, cancelled: false) }
+            state.withLock { $0.waiters.park(continuation, ticket: ticket, ready: nil, cancelled: false) }
         } onCancel: {
             state.withLock { $0.waiters.leave(ticket) }
         }

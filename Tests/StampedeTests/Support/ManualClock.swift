@@ -65,16 +65,15 @@ final class ManualClock: MonotonicClock {
 
     /// Returns once at least `count` tasks sleep on this clock.
     func waitForSleepers(_ count: Int) async {
-        while true {
-            let enough: Bool = await withCheckedContinuation { continuation in
+        while state.withLock({ $0.sleepers.count < count }) {
+            await withCheckedContinuation { continuation in
                 let enough = state.withLock { state -> Bool in
                     if state.sleepers.count >= count { return true }
                     state.arrivals.append(continuation)
                     return false
                 }
                 if enough { continuation.resume() }
-            } == () && state.withLock { $0.sleepers.count >= count }
-            if enough { return }
+            }
         }
     }
 }

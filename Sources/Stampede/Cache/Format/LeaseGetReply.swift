@@ -52,6 +52,15 @@ struct LeaseGetReply: Sendable {
         }
     }
 
+    init(state: State, now: Int, role: Role, fence: Int = 0, lockTTL: Int = 0, repairs: Repairs = []) {
+        self.state = state
+        self.now = now
+        self.role = role
+        self.fence = fence
+        self.lockTTL = lockTTL
+        self.repairs = repairs
+    }
+
     /// - Throws: ``StampedeError/Code/redisUnavailable`` for a reply of another shape (a
     ///   script of another version), never a trap: nothing Redis returns may stop the process.
     init(_ reply: RedisValue) throws(StampedeError) {

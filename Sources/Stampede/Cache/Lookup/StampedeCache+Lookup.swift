@@ -52,8 +52,8 @@ extension StampedeCache {
                 read = (Lease(name: key, token: token, fence: FencingToken(reply.fence)), sentAt, reply.now)
                 action = machine.received(reply, now: clock.now)
                 switch action {
-                case .startListening, .wait: metrics.leaseContended.increment()
-                default: break
+                case .serve(_, .fresh, _), .serve(_, .stale, _), .lead: break
+                default: metrics.leaseContended.increment()  // another caller holds the lease
                 }
 
             case .serve(let entry, let served, let refresh):
@@ -186,17 +186,20 @@ extension StampedeCache {
         guard let result else {
             if Task.isCancelled { throw CancellationError() }
             logger.debug("soft timeout: serving the stale value while the load goes on", metadata: ["stampede.key": "\(leader.key)"])
-            return try answer(leader.softTimeoutPassed(), result: nil)
+            return try answer(leader.softTimeoutPassed(), key: leader.key, result: nil)
         }
-        return try answer(leader.loadEnded(result), result: result)
+        return try answer(leader.loadEnded(result), key: leader.key, result: result)
     }
 
-    private func answer(_ answer: LeaderMachine.Answer, result: Result<[UInt8]?, any Error>?) throws -> Found {
+    private func answer(_ answer: LeaderMachine.Answer, key: String, result: Result<[UInt8]?, any Error>?) throws -> Found {
         switch answer {
         case .bytes(let bytes):
             return Found(bytes: bytes)
         case .stale(let entry):
             metrics.staleServed.increment()
+            if case .failure(let error)? = result {
+                logger.debug("load failed; serving the stale value", metadata: ["stampede.key": "\(key)", "stampede.error": "\(error)"])
+            }
             return Found(entry)
         case .fail(let failure):
             if case .failure(let error)? = result, failure == .loaderFailed { throw error }
@@ -255,7 +258,7 @@ extension StampedeCache {
                 arguments: [
                     RedisArgument(lease.token), RedisArgument(events.channel),
                     RedisArgument(CacheFormat.Message.failed(key: lease.name).payload),
-                    RedisArgument(retryDelay.wholeMilliseconds), RedisArgument(policy.staleIfError.wholeMilliseconds),
+                    RedisArgument(retryDelay > .zero ? retryDelay.milliseconds : 0), RedisArgument(policy.staleIfError.wholeMilliseconds),
                 ])
             if case .failed(let error) = end { throw error }
             throw StampedeError(failure)
