@@ -6,9 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "StampedeRedis", targets: ["StampedeRedis"]),
-        .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
         .library(name: "Stampede", targets: ["Stampede"]),
-        .executable(name: "stampede", targets: ["stampede"]),
+        .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
+        .executable(name: "stampede", targets: ["StampedeTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -17,13 +17,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
-        // hiredis from the system (Debian: libhiredis-dev): its RESP parser and command encoder.
+        // hiredis from the system (Debian: libhiredis-dev): its RESP parser.
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        // The Redis connection layer: NIO channels, pipelining, reconnects, scripts, pub/sub.
+        // The Redis client: NIO channels, pipelining, reconnects, scripts, pub/sub.
         .target(
             name: "StampedeRedis",
             dependencies: [
@@ -34,7 +34,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The core: locks (RedisMutex, Redlock); later the single-flight cache loader.
+        // The cache (StampedeCache) and the locks (RedisMutex, Redlock).
         .target(
             name: "Stampede",
             dependencies: [
@@ -45,8 +45,9 @@ let package = Package(
         ),
         // Throwaway redis-server processes: for the test suites and for runs without a Redis URL.
         .target(name: "EmbeddedRedis"),
+        // The `stampede` command: storms, benchmarks and reliability checks against a Redis.
         .executableTarget(
-            name: "stampede",
+            name: "StampedeTool",
             dependencies: [
                 "Stampede",
                 "StampedeRedis",
@@ -54,7 +55,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Helpers the test suites share: servers, clients, waiting.
+        // Helpers the test suites share: servers, clients, processes, waiting.
         .target(
             name: "StampedeTestSupport",
             dependencies: [
@@ -64,13 +65,27 @@ let package = Package(
             ],
             path: "Tests/StampedeTestSupport"
         ),
+        // The processes of the multi-process tests (a cache, a lock), started by the tests.
+        .executableTarget(
+            name: "StampedeTestWorker",
+            dependencies: [
+                "Stampede", "StampedeRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/StampedeTestWorker"
+        ),
         .testTarget(
             name: "StampedeRedisTests",
-            dependencies: ["StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", "CHiredis", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+            dependencies: [
+                "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis", "CHiredis",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "StampedeToolTests",
-            dependencies: ["stampede", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis"]
+            dependencies: ["StampedeTool", "StampedeTestSupport", "StampedeRedis", "EmbeddedRedis"]
         ),
         .testTarget(
             name: "StampedeTests",

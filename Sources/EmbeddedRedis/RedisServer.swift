@@ -2,6 +2,8 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A private, throwaway `redis-server` process: no persistence, loopback or a unix socket
@@ -180,9 +182,9 @@ public final class RedisServer: @unchecked Sendable {
             defer { supervisor = nil }
             return (supervisor, self.pid)
         }
-        if let process, process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        if let process, process.isRunning { sendSignal(SIGKILL, to: process.processIdentifier) }
         guard pid > 0 else { return }
-        Glibc.kill(pid, SIGKILL)
+        sendSignal(SIGKILL, to: pid)
         // Wait until the server is dead (gone, or a zombie), so its port is free again.
         for _ in 0..<400 where !Self.isDead(pid) { usleep(5_000) }
     }
@@ -202,10 +204,10 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers.
-    public func pause() { Glibc.kill(pid, SIGSTOP) }
+    public func pause() { sendSignal(SIGSTOP, to: pid) }
 
     /// Thaws a paused server (`SIGCONT`).
-    public func resume() { Glibc.kill(pid, SIGCONT) }
+    public func resume() { sendSignal(SIGCONT, to: pid) }
 
     deinit { stop() }
 }
@@ -223,7 +225,11 @@ extension FileHandle {
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
 func freeLoopbackPort() throws -> Int {
+    #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
     guard fd >= 0 else { throw RedisServer.StartError(description: "socket() failed: errno \(errno)") }
     defer { close(fd) }
     var address = sockaddr_in()
@@ -239,4 +245,9 @@ func freeLoopbackPort() throws -> Int {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// `kill(2)`, named apart from ``RedisServer/kill()``.
+private func sendSignal(_ signal: Int32, to pid: pid_t) {
+    _ = kill(pid, signal)
 }

@@ -90,7 +90,7 @@ public final class RedisClient: Sendable {
 
     /// How many commands this client has sent so far, on every connection including pub/sub
     /// (connection set-up not included). Storm reports use it to count round trips.
-    public var commandsSent: Int {
+    package var commandsSent: Int {
         connections.reduce(subscriber.connection.commandsAccepted) { $0 + $1.commandsAccepted }
     }
 

@@ -8,7 +8,7 @@ struct EmbeddedRedisTests {
     @Test func aServerDiesWithTheProcessThatStartedIt() async throws {
         // The tool starts a throwaway server for a long benchmark; the tool is then killed
         // outright (no clean-up runs), and the server must go with it.
-        let tool = try WorkerProcess(["mutex-benchmark", "--iterations", "10000000"])
+        let tool = try WorkerProcess(["bench", "mutex", "--iterations", "10000000"])
         let line = try #require(await tool.line(startingWith: "No --redis given"))
         let address = try #require(line.firstRange(of: "127.0.0.1:"))
         let port = try #require(Int(line[address.upperBound...].prefix { $0.isNumber }))

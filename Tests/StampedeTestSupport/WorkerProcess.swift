@@ -3,11 +3,13 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// A `stampede` process started by a test (the tool, or one of its worker modes), whose
-/// output and error lines the test can wait for and whose standard input it can write. It is
-/// killed when the test is done with it.
+/// A process started by a test (the `stampede` tool, or a test worker), whose output and
+/// error lines the test can wait for and whose standard input it can write. It is killed
+/// when the test is done with it.
 public final class WorkerProcess: Sendable {
     private let process: Process
     private let lines = LineBuffer()
@@ -37,13 +39,20 @@ public final class WorkerProcess: Sendable {
         var complete: [String] { state.withLock { $0.complete } }
     }
 
-    /// The `stampede` executable built beside the test bundle (`swift build --build-tests`
-    /// builds it).
-    public static func executable() throws -> URL {
+    /// The executables the tests start.
+    public enum Executable: String, Sendable {
+        /// The `stampede` tool.
+        case tool = "stampede"
+        /// The test workers: a cache or a lock in another process.
+        case testWorker = "StampedeTestWorker"
+    }
+
+    /// `executable` as built beside the test bundle (`swift build --build-tests` builds it).
+    public static func path(of executable: Executable = .tool) throws -> URL {
         let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [folder, folder.deletingLastPathComponent()].map { $0.appendingPathComponent("stampede") }
+        let candidates = [folder, folder.deletingLastPathComponent()].map { $0.appendingPathComponent(executable.rawValue) }
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw WorkerError(description: "the stampede executable is not built next to the tests; run `swift build --build-tests` first")
+            throw WorkerError(description: "\(executable.rawValue) is not built next to the tests; run `swift build --build-tests` first")
         }
         return found
     }
@@ -52,10 +61,10 @@ public final class WorkerProcess: Sendable {
         public let description: String
     }
 
-    /// Starts `stampede ARGUMENTS...`, with `environment` added to this process's.
-    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// Starts `EXECUTABLE ARGUMENTS...`, with `environment` added to this process's.
+    public init(_ arguments: [String], environment: [String: String] = [:], executable: Executable = .tool) throws {
         process = Process()
-        process.executableURL = try Self.executable()
+        process.executableURL = try Self.path(of: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe(), errors = Pipe(), input = Pipe()
@@ -136,9 +145,14 @@ public final class WorkerProcess: Sendable {
     }
 
     public var pid: pid_t { process.processIdentifier }
-    public func signal(_ signal: Int32) { Glibc.kill(process.processIdentifier, signal) }
+    public func signal(_ signal: Int32) { sendSignal(signal, to: process.processIdentifier) }
 
     deinit {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { sendSignal(SIGKILL, to: process.processIdentifier) }
     }
+}
+
+/// `kill(2)`, named apart from ``WorkerProcess/signal(_:)``.
+private func sendSignal(_ signal: Int32, to pid: pid_t) {
+    _ = kill(pid, signal)
 }

@@ -5,6 +5,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The cache across real processes: workers are the `stampede` executable in worker mode.
@@ -12,7 +14,7 @@ import Glibc
 struct CacheProcessTests {
     func workers(_ count: Int, _ server: RedisServer, namespace: String, counter: String, extra: [String]) throws -> [WorkerProcess] {
         try (0..<count).map { _ in
-            try WorkerProcess(["cache-worker", "--redis", server.url, "--namespace", namespace, "--origin-counter", counter] + extra)
+            try WorkerProcess(["cache-worker", "--redis", server.url, "--namespace", namespace, "--origin-counter", counter] + extra, executable: .testWorker)
         }
     }
 
@@ -37,7 +39,7 @@ struct CacheProcessTests {
             let counter = namespace + "origin"
             // The leader's origin never returns; its lease is 1 s.
             let leader = try WorkerProcess(["cache-worker", "--redis", server.url, "--namespace", namespace,
-                                            "--origin-counter", counter, "--load-ms", "600000", "--lease-ms", "1000"])
+                                            "--origin-counter", counter, "--load-ms", "600000", "--lease-ms", "1000"], executable: .testWorker)
             #expect(await leader.line(startingWith: "loading") != nil)
             let followers = try workers(2, server, namespace: namespace, counter: counter,
                                         extra: ["--tasks", "20", "--load-ms", "100", "--lease-ms", "1000", "--wait-ms", "30000"])
@@ -82,7 +84,7 @@ struct CacheProcessTests {
             let namespace = uniquePrefix()
             let counter = namespace + "origin"
             let leader = try WorkerProcess(["cache-worker", "--redis", server.url, "--namespace", namespace,
-                                            "--origin-counter", counter, "--load-ms", "800", "--lease-ms", "600", "--value", "stale"])
+                                            "--origin-counter", counter, "--load-ms", "800", "--lease-ms", "600", "--value", "stale"], executable: .testWorker)
             #expect(await leader.line(startingWith: "loading") != nil)
             leader.signal(SIGSTOP)
             // Its lease runs out while it is paused; another process loads and fills.

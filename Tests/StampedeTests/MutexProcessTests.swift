@@ -5,6 +5,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The lock across real processes: workers are the `stampede` executable in worker mode.
@@ -18,7 +20,7 @@ struct MutexProcessTests {
                 try WorkerProcess([
                     "mutex-worker", "--redis", server.url, "--name", "shared", "--mode", "count",
                     "--key-prefix", prefix, "--counter", counter, "--tasks", "8", "--iterations", "40",
-                ])
+                ], executable: .testWorker)
             }
             for worker in workers {
                 #expect(await worker.exitStatus(within: .seconds(120)) == 0)
@@ -35,7 +37,7 @@ struct MutexProcessTests {
             let holder = try WorkerProcess([
                 "mutex-worker", "--redis", server.url, "--name", "crash", "--mode", "hold",
                 "--key-prefix", prefix, "--lease-ms", "1000", "--hold-ms", "60000",
-            ])
+            ], executable: .testWorker)
             #expect(await holder.line(startingWith: "acquired") != nil)
             holder.signal(SIGKILL)
             let clock = ContinuousClock()
@@ -57,7 +59,7 @@ struct MutexProcessTests {
                 "mutex-worker", "--redis", server.url, "--name", "paused", "--mode", "hold",
                 "--key-prefix", prefix, "--lease-ms", "600", "--hold-ms", "300",
                 "--write-key", store, "--value", "stale",
-            ])
+            ], executable: .testWorker)
             let acquired = try #require(await holder.line(startingWith: "acquired"))
             holder.signal(SIGSTOP)
             // Paused past its lease: the lock expires and this process takes it over.

@@ -1,6 +1,6 @@
 import Foundation
 import StampedeTestSupport
-@testable import stampede
+@testable import StampedeTool
 import Testing
 
 /// `stampede reliability` end to end: the real executable, real worker processes, real

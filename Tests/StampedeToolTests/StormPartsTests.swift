@@ -1,5 +1,5 @@
 import Foundation
-@testable import stampede
+@testable import StampedeTool
 import Testing
 
 /// The storm's pieces that need no process or server: the latency histogram, the line

@@ -1,6 +1,6 @@
 import Foundation
 import StampedeTestSupport
-@testable import stampede
+@testable import StampedeTool
 import Testing
 
 #if canImport(FoundationXML)

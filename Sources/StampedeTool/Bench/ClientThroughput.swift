@@ -6,7 +6,7 @@ import StampedeRedis
 /// pipelining) on the same server in the same run, rounds interleaved.
 struct ClientThroughput: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "client-throughput",
+        commandName: "client",
         abstract: "GET throughput of the Redis client beside redis-benchmark, on one connection.",
         discussion: """
             Without --redis, starts a throwaway redis-server on a free loopback port and stops it \

@@ -4,14 +4,13 @@ import Stampede
 import StampedeRedis
 import Synchronization
 
-/// One process of a multi-process cache test or storm: the same executable in worker mode.
+/// One process of a multi-process cache test.
 /// The origin is simulated: it counts its calls in Redis (so they add up across processes)
 /// and sleeps.
 struct CacheWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-worker",
-        abstract: "Worker process for multi-process cache tests (not for direct use).",
-        shouldDisplay: false
+        abstract: "A cache used by many tasks, with an origin that counts its calls in Redis."
     )
 
     @Option var redis: String
@@ -63,7 +62,7 @@ struct CacheWorker: AsyncParsableCommand {
         }
         let failures = results.map(\.0).filter { $0 != "ok" }
         say("ok \(results.count - failures.count)")
-        say("max-ms \(Int(results.map(\.1).max()!.inMilliseconds))")
+        say("max-ms \(results.map(\.1).max()?.wholeMilliseconds ?? 0)")
         for failure in Set(failures) { say(failure) }
         await cache.shutdown()
         await client.shutdown()

@@ -9,8 +9,13 @@ func monotonicNanoseconds() -> Int {
 
 /// Whether process `pid` still runs: an exited child not yet reaped (a zombie) counts as gone.
 func isRunning(_ pid: pid_t) -> Bool {
+    #if os(Linux)
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
     return !stat.contains(") Z ")
+    #else
+    // Without /proc, a zombie still counts as running.
+    return kill(pid, 0) == 0
+    #endif
 }
 
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
@@ -48,7 +53,11 @@ func say(_ line: String) {
 enum ProcessCPU {
     static func seconds() -> Double {
         var usage = rusage()
+        #if os(Linux)
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
         func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) * 1e-6 }
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }

@@ -7,8 +7,8 @@ struct Stampede: AsyncParsableCommand {
         commandName: "stampede",
         abstract: "Stampede's command-line tool: storms, benchmarks and reliability checks against your Redis, or a throwaway one.",
         subcommands: [
-            Storm.self, HitBenchmark.self, MutexBenchmark.self, ClientThroughput.self, Reliability.self,
-            StormWorker.self, MutexWorker.self, CacheWorker.self, ReliabilityWorker.self,
+            Storm.self, Bench.self, Reliability.self,
+            StormWorker.self, ReliabilityWorker.self,
         ],
         defaultSubcommand: Storm.self
     )

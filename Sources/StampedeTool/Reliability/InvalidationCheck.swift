@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Benchmarks) import Stampede
+import Stampede
 import StampedeRedis
 
 /// The invalidation check's coordinator: starts the reader processes, runs the writer

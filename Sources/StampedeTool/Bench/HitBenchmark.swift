@@ -1,13 +1,13 @@
 import ArgumentParser
 import Foundation
-@_spi(Benchmarks) import Stampede
+import Stampede
 import StampedeRedis
 
 /// Hit storms: many keys, one hot key, and the near cache, beside `redis-benchmark` on the
 /// same server in the same run.
 struct HitBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "hit-benchmark",
+        commandName: "hit",
         abstract: "Hit storms on fresh keys (many keys, one hot key, near cache) beside redis-benchmark.",
         discussion: """
             Without --redis, starts a throwaway redis-server. With --redis, uses keys under \
@@ -214,7 +214,7 @@ struct HitBenchmark: AsyncParsableCommand {
     }
 }
 
-/// Each row's figures over the rounds of a `hit-benchmark`, in the order the rows came.
+/// Each row's figures over the rounds of a `bench hit`, in the order the rows came.
 struct RoundResults {
     private var order: [String] = []
     private var figures: [String: [(rate: Double, ratio: Double, cpu: Double?)]] = [:]

@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Benchmarks) import Stampede
+import Stampede
 import StampedeRedis
 import Synchronization
 

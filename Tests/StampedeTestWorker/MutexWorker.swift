@@ -3,13 +3,12 @@ import Foundation
 import Stampede
 import StampedeRedis
 
-/// One process of a multi-process lock test or figure: the same executable in worker mode.
+/// One process of a multi-process lock test.
 /// It reports on standard output, one line per event, flushed at once.
 struct MutexWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mutex-worker",
-        abstract: "Worker process for multi-process lock tests (not for direct use).",
-        shouldDisplay: false
+        abstract: "A lock taken by many tasks, or held and written under with its fencing token."
     )
 
     enum Mode: String, ExpressibleByArgument {

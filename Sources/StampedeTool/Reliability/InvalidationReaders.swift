@@ -1,5 +1,5 @@
 import Foundation
-@_spi(Benchmarks) import Stampede
+import Stampede
 import StampedeRedis
 
 /// What one worker process of the invalidation check saw, audited against the writer's log.

@@ -7,7 +7,7 @@ import StampedeRedis
 /// across processes (hand-off latency, mutual exclusion) is `stampede storm --scenario lock`.
 struct MutexBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mutex-benchmark",
+        commandName: "mutex",
         abstract: "RedisMutex: uncontended acquire+release rate (contention: storm --scenario lock).",
         discussion: """
             Without --redis, starts a throwaway redis-server. With --redis, uses keys under \

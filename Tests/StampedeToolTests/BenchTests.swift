@@ -1,15 +1,15 @@
 import StampedeTestSupport
-@testable import stampede
+@testable import StampedeTool
 import Testing
 
-/// `stampede hit-benchmark` end to end: the real executable against a real Redis.
-@Suite("stampede hit-benchmark", .serialized)
+/// `stampede bench hit` end to end: the real executable against a real Redis.
+@Suite("stampede bench hit", .serialized)
 struct HitBenchmarkTests {
     @Test("the chosen storms only, on the event loop, in rounds, each with its CPU per call, against a user's Redis that is left empty")
     func chosenStorms() async throws {
         try await withPrivateServer { server in
             let run = try WorkerProcess([
-                "hit-benchmark", "--redis", server.url, "--keys", "50", "--tasks", "16", "--duration", "1",
+                "bench", "hit", "--redis", server.url, "--keys", "50", "--tasks", "16", "--duration", "1",
                 "--storms", "many", "hot", "--connections", "2", "--on-event-loop", "--rounds", "2",
             ])
             #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
@@ -32,14 +32,14 @@ struct HitBenchmarkTests {
         (["--rounds", "0"], "--rounds must be within 1...100"),
     ])
     func badInput(arguments: [String], message: String) async throws {
-        let run = try WorkerProcess(["hit-benchmark"] + arguments)
+        let run = try WorkerProcess(["bench", "hit"] + arguments)
         #expect(await run.exitStatus() == 64)
         #expect(run.errorOutput.count == 1, "\(run.errorOutput)")
         #expect(run.errorOutput.first?.contains(message) == true, "\(run.errorOutput)")
     }
 }
 
-@Suite("stampede hit-benchmark: rounds")
+@Suite("stampede bench hit: rounds")
 struct HitBenchmarkRoundsTests {
     @Test("over several rounds, each figure is the median, and each ratio is to its own round's redis-benchmark")
     func mediansOverRounds() {

@@ -18,7 +18,11 @@ final class WorkerFleet<Message: Sendable>: Sendable {
     /// the error report).
     init(environment: [String: String] = [:], _ argumentLists: [[String]], parse: @escaping @Sendable (String) -> Message?) throws {
         let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        #if os(Linux)
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        #else
+        guard let executable = Bundle.main.executableURL else { throw ToolError("cannot find this executable to start its workers") }
+        #endif
         var workers: [Worker] = []
         do {
             for arguments in argumentLists {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-@_spi(Benchmarks) import Stampede
+import Stampede
 import StampedeRedis
 import Synchronization
 
