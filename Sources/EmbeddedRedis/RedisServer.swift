@@ -190,10 +190,15 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     private static func isDead(_ pid: pid_t) -> Bool {
+        #if os(Linux)
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return true }
         // The state follows the command name: "pid (comm) S ..."
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        #else
+        // Without /proc, a zombie (the supervisor reaps it) still counts as alive.
+        return kill(pid, 0) != 0
+        #endif
     }
 
     /// Starts a new server at the same address with the same options, killing the old one

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -12,31 +13,84 @@ import Darwin
 /// when the test is done with it.
 public final class WorkerProcess: Sendable {
     private let process: Process
-    private let lines = LineBuffer()
-    private let errorLines = LineBuffer()
+    private let events = Events()
     private let input: FileHandle
 
-    /// Output split into lines as it arrives.
-    private final class LineBuffer: Sendable {
-        private let state = Mutex<(complete: [String], partial: String)>(([], ""))
-        private let ended = Atomic(false)
-
-        /// The pipe reached its end: every line the process wrote is here.
-        var isEnded: Bool { ended.load(ordering: .acquiring) }
-        func end() { ended.store(true, ordering: .releasing) }
-
-        func append(_ text: String) {
-            state.withLock { state in
-                var rest = Substring(state.partial + text)
-                while let newline = rest.firstIndex(of: "\n") {
-                    state.complete.append(String(rest[..<newline]))
-                    rest = rest[rest.index(after: newline)...]
-                }
-                state.partial = String(rest)
-            }
+    /// What the process did so far: its output and error lines, whether its pipes ended,
+    /// whether it exited. Waiters are woken on every change and check again.
+    private final class Events: Sendable {
+        struct State {
+            var lines = LineSplitter()
+            var errorLines = LineSplitter()
+            var outputEnded = false
+            var errorEnded = false
+            var exited = false
+            var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+            var nextID = 0
         }
 
-        var complete: [String] { state.withLock { $0.complete } }
+        private let state = Mutex(State())
+
+        func read<T>(_ body: (State) -> T) -> T { state.withLock { body($0) } }
+
+        /// Changes the state and wakes every waiter.
+        func update(_ body: (inout State) -> Void) {
+            let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                body(&state)
+                defer { state.waiters = [:] }
+                return Array(state.waiters.values)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        /// What `check` finds once it finds something, or `nil` when `deadline` passes (or
+        /// the task is cancelled) first.
+        func wait<T>(until deadline: ContinuousClock.Instant, for check: (State) -> T?) async -> T? {
+            while true {
+                if let found = read(check) { return found }
+                let remaining = deadline - ContinuousClock.now
+                if remaining <= .zero || Task.isCancelled { return nil }
+                let id = state.withLock { state -> Int in
+                    state.nextID += 1
+                    return state.nextID
+                }
+                // Woken by the next change, by the deadline, or by cancellation.
+                let wake: @Sendable () -> Void = { [self] in
+                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                }
+                let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
+                let timer = DispatchWorkItem(block: wake)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds)), execute: timer)
+                defer { timer.cancel() }
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let ready = state.withLock { state -> Bool in
+                            if check(state) != nil || Task.isCancelled { return true }
+                            state.waiters[id] = continuation
+                            return false
+                        }
+                        if ready { continuation.resume() }
+                    }
+                } onCancel: {
+                    wake()
+                }
+            }
+        }
+    }
+
+    /// Output split into lines as it arrives.
+    struct LineSplitter {
+        private(set) var complete: [String] = []
+        private var partial = ""
+
+        mutating func append(_ text: String) {
+            var rest = Substring(partial + text)
+            while let newline = rest.firstIndex(of: "\n") {
+                complete.append(String(rest[..<newline]))
+                rest = rest[rest.index(after: newline)...]
+            }
+            partial = String(rest)
+        }
     }
 
     /// The executables the tests start.
@@ -77,29 +131,36 @@ public final class WorkerProcess: Sendable {
         process.standardError = errors
         process.standardInput = input
         self.input = input.fileHandleForWriting
-        for (pipe, buffer) in [(output, lines), (errors, errorLines)] {
+        let events = self.events
+        for (pipe, isOutput) in [(output, true), (errors, false)] {
             pipe.fileHandleForReading.readabilityHandler = { handle in
                 let data = handle.availableData
                 if data.isEmpty {
                     handle.readabilityHandler = nil
-                    buffer.end()
+                    events.update { state in
+                        if isOutput { state.outputEnded = true } else { state.errorEnded = true }
+                    }
                 } else {
-                    buffer.append(String(decoding: data, as: UTF8.self))
+                    let text = String(decoding: data, as: UTF8.self)
+                    events.update { state in
+                        if isOutput { state.lines.append(text) } else { state.errorLines.append(text) }
+                    }
                 }
             }
         }
+        process.terminationHandler = { _ in events.update { $0.exited = true } }
         try process.run()
         try? input.fileHandleForReading.close()
     }
 
     /// The complete lines printed so far, without their newlines.
     public var output: [String] {
-        lines.complete
+        events.read { $0.lines.complete }
     }
 
     /// The complete lines printed on standard error so far.
     public var errorOutput: [String] {
-        errorLines.complete
+        events.read { $0.errorLines.complete }
     }
 
     /// Writes `line` and a newline to the process's standard input.
@@ -114,12 +175,9 @@ public final class WorkerProcess: Sendable {
 
     /// Waits for a line that starts with `prefix`; returns it, or `nil` after `limit`.
     public func line(startingWith prefix: String, within limit: Duration = .seconds(20)) async -> String? {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if let line = output.first(where: { $0.hasPrefix(prefix) }) { return line }
-            try? await Task.sleep(for: .milliseconds(5))
+        await events.wait(until: ContinuousClock.now + limit) { state in
+            state.lines.complete.first { $0.hasPrefix(prefix) }
         }
-        return output.first(where: { $0.hasPrefix(prefix) })
     }
 
     /// Waits for the process to exit, and for its last output and error lines to be read
@@ -132,14 +190,13 @@ public final class WorkerProcess: Sendable {
     /// exited process wrote are then in the pipe and are read within milliseconds, on a
     /// machine that is not starved for that long.
     public func exitStatus(within limit: Duration = .seconds(60)) async -> Int32? {
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        let process = self.process
+        let exited = await events.wait(until: ContinuousClock.now + limit) { state in
+            state.exited || !process.isRunning ? true : nil
         }
-        if process.isRunning { return nil }
-        let drained = ContinuousClock.now + .seconds(1)
-        while !(lines.isEnded && errorLines.isEnded) && ContinuousClock.now < drained {
-            try? await Task.sleep(for: .milliseconds(5))
+        guard exited != nil else { return nil }
+        _ = await events.wait(until: ContinuousClock.now + .seconds(1)) { state in
+            state.outputEnded && state.errorEnded ? true : nil
         }
         return process.terminationStatus
     }

@@ -1,7 +1,7 @@
 @testable import Stampede
 import Testing
 
-@Suite("BackgroundWork")
+@Suite("BackgroundWork", .timeLimit(.minutes(2)))
 struct BackgroundWorkTests {
     @Test("drain waits for the work started before it, not for work started after")
     func drainWaitsForWhatWasStarted() async {
@@ -45,7 +45,7 @@ struct BackgroundWorkTests {
     }
 }
 
-@Suite("OneShot")
+@Suite("OneShot", .timeLimit(.minutes(2)))
 struct OneShotTests {
     @Test("every waiter gets the value; a cancelled waiter leaves; a deadline on the clock gives nil")
     func waiters() async {

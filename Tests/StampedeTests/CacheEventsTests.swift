@@ -3,7 +3,7 @@ import Logging
 import StampedeTestSupport
 import Testing
 
-@Suite("Cache events")
+@Suite("Cache events", .timeLimit(.minutes(2)))
 struct CacheEventsTests {
     @Test func concurrentFirstLookupsAllWaitForTheOneSubscription() async throws {
         try await withSharedClient { client, _ async throws in
@@ -61,14 +61,18 @@ struct CacheEventsTests {
             let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let policy = CachePolicy(earlyRefreshBeta: nil, waitTimeout: .seconds(30))
             let leader = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
-            let follower = StampedeCache(client: otherClient, configuration: .init(namespace: namespace, policy: policy))
+            let clock = ManualClock()
+            let follower = StampedeCache.onClock(clock, client: otherClient, configuration: .init(namespace: namespace, policy: policy))
             try await follower.prepare()
             let origin = FakeOrigin()
             origin.set("filled")
-            let leading = Task { try await fetch(leader, "k") { try await origin.load(after: .milliseconds(300)) } }
-            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            let leading = Task { try await fetch(leader, "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)  // the leader holds the lease
             let before = otherClient.commandsSent
-            #expect(try await fetch(follower, "k") { "must not be called" } == "filled")
+            let following = Task { try await fetch(follower, "k") { "must not be called" } }
+            await clock.waitForSleepers(1)  // the follower waits for the fill
+            origin.release()
+            #expect(try await following.value == "filled")
             // The hit try and one lease-get, then the value arrives with the fill message:
             // no read after the wake-up.
             #expect(otherClient.commandsSent - before == 3)

@@ -4,7 +4,7 @@ import Testing
 
 /// The Swift side of the cache's format against the Lua side, on a real server: what one
 /// writes, the other reads the same.
-@Suite("CacheFormat against the scripts")
+@Suite("CacheFormat against the scripts", .timeLimit(.minutes(2)))
 struct CacheFormatTests {
     /// Runs the fill script for `key` under a lease taken by the lease-get script, and
     /// returns the message it published.

@@ -4,7 +4,7 @@ import MetricsTestKit
 import StampedeTestSupport
 import Testing
 
-@Suite("StampedeCache policies and metrics")
+@Suite("StampedeCache policies and metrics", .timeLimit(.minutes(2)))
 struct CachePolicyTests {
     @Test("the freshness decision: fresh, due for early refresh, stale inside the window, expired")
     func freshnessDecision() {
@@ -58,16 +58,20 @@ struct CachePolicyTests {
             // refresh long before the 60 s expiry (-ln(rand) is at least 1e-16, and
             // 1e20 x 1e-16 x 300 ms is far past 60 s; with beta 10,000 one draw in 50 did not);
             // one caller does it, everyone keeps the fresh value.
+            // The load's time is measured on the cache's clock: the loader moves it on 300 ms.
             let policy = CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: 1e20)
-            let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
+            let clock = ManualClock()
+            let cache = StampedeCache.onClock(clock, client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
             let origin = FakeOrigin()
-            #expect(try await fetch(cache, "k") { try await origin.load(after: .milliseconds(300)) } == "v1")
+            #expect(try await fetch(cache, "k") { clock.advance(by: .milliseconds(300)); return try await origin.load() } == "v1")
             origin.set("v2")
+            // The refresh is held until every caller has its value.
             let values = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<20 { group.addTask { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(300)) } } }
+                for _ in 0..<20 { group.addTask { try await fetch(cache, "k") { try await origin.loadWhenReleased() } } }
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             #expect(values.allSatisfy { $0 == "v1" })
+            origin.release()
             await cache.shutdown()  // lets the refresh finish
             #expect(origin.calls == 2, "one early refresh")
             #expect(try await fetch(cache, "k") { "unused" } == "v2")
@@ -77,9 +81,11 @@ struct CachePolicyTests {
     @Test func withoutEarlyRefreshAFreshValueIsNotReloaded() async throws {
         try await withSharedClient { client, _ async throws in
             let policy = CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil)
-            let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
+            // A load of 100 ms on the cache's clock.
+            let clock = ManualClock()
+            let cache = StampedeCache.onClock(clock, client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
             let origin = FakeOrigin()
-            for _ in 0..<5 { _ = try await fetch(cache, "k") { try await origin.load(after: .milliseconds(100)) } }
+            for _ in 0..<5 { _ = try await fetch(cache, "k") { clock.advance(by: .milliseconds(100)); return try await origin.load() } }
             await cache.shutdown()
             #expect(origin.calls == 1)
         }
@@ -109,7 +115,10 @@ struct CachePolicyTests {
                 metricsFactory: metrics)
             let origin = FakeOrigin()
             _ = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<10 { group.addTask { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(100)) } } }
+                for _ in 0..<10 { group.addTask { try await fetch(cache, "k") { try await origin.loadWhenReleased() } } }
+                // The load ends only once every caller waits for it.
+                #expect(await eventually { cache.waiting(for: "k") == 10 })
+                origin.release()
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             _ = try await fetch(cache, "k") { "unused" }

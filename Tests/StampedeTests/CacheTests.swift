@@ -7,7 +7,7 @@ import StampedeTestSupport
 import Synchronization
 import Testing
 
-@Suite("StampedeCache")
+@Suite("StampedeCache", .timeLimit(.minutes(2)))
 struct CacheTests {
     func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(), namespace: String = uniquePrefix()) -> StampedeCache {
         StampedeCache(client: client, configuration: .init(namespace: namespace, policy: policy))
@@ -44,8 +44,11 @@ struct CacheTests {
             let values = try await withThrowingTaskGroup(of: String.self) { group in
                 for index in 0..<100 {
                     let cache = caches[index % 2]
-                    group.addTask { try await cache.value(for: "hot") { try await origin.load(after: .milliseconds(200)) } }
+                    group.addTask { try await cache.value(for: "hot") { try await origin.loadWhenReleased() } }
                 }
+                // The load ends only once every caller waits for its process's lookup.
+                #expect(await eventually { caches.map { $0.waiting(for: "hot") }.reduce(0, +) == 100 })
+                origin.release()
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             #expect(values.count == 100 && values.allSatisfy { $0 == "v1" })
@@ -61,18 +64,17 @@ struct CacheTests {
             let cache = cache(client, policy)
             let origin = FakeOrigin()
             _ = try await cache.value(for: "k") { try await origin.load() }
-            try await Task.sleep(for: .milliseconds(300))
+            try await cache.expire("k")  // past its fresh time, kept for stale serving
             origin.set("v2")
-            let clock = ContinuousClock()
-            let start = clock.now
             let values = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.load(after: .seconds(3)) } } }
+                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.loadWhenReleased() } } }
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
-            // Nobody waited for the 3 s loader: everyone got the old value at once.
+            // Nobody waited for the loader: everyone got the old value while it was held.
             #expect(values.allSatisfy { $0 == "v1" })
-            #expect(clock.now - start < .seconds(2))
-            #expect(await eventually { await storedJSON(client, cache, "k") == "\"v2\"" })
+            origin.release()
+            await cache.shutdown()  // lets the refresh finish
+            #expect(await storedJSON(client, cache, "k") == "\"v2\"")
             #expect(origin.calls == 2)
         }
     }
@@ -82,7 +84,7 @@ struct CacheTests {
             let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil)
             let cache = cache(client, policy)
             _ = try await cache.value(for: "k") { "old" }
-            try await Task.sleep(for: .milliseconds(200))
+            try await cache.expire("k")  // past its fresh time, kept for stale serving
             let value: String = try await cache.value(for: "k") { throw OriginDown() }
             #expect(value == "old")
             // The failing origin is not retried at once: the stale value counts as fresh for
@@ -96,12 +98,13 @@ struct CacheTests {
     @Test func theLoadersErrorReachesEveryLocalCaller() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)
+            let origin = FakeOrigin()
             let errors = await withTaskGroup(of: Bool.self) { group in
                 for _ in 0..<20 {
                     group.addTask {
                         do {
                             let _: String = try await cache.value(for: "k") {
-                                try await Task.sleep(for: .milliseconds(100))
+                                _ = try await origin.loadWhenReleased()
                                 throw OriginDown()
                             }
                             return false
@@ -110,23 +113,26 @@ struct CacheTests {
                         }
                     }
                 }
+                // The loader fails only once every caller waits for the lookup.
+                #expect(await eventually { cache.waiting(for: "k") == 20 })
+                origin.release()
                 return await group.reduce(into: [Bool]()) { $0.append($1) }
             }
             #expect(errors.count == 20 && errors.allSatisfy { $0 })
         }
     }
 
-    /// Starts a load of `key` whose origin fails after a second; returns once it holds the lease.
-    func startFailingLoad(_ cache: StampedeCache, _ key: String) async throws -> Task<String, any Error> {
+    /// Starts a load of `key` whose origin fails once released; returns once it holds the lease.
+    func startFailingLoad(_ cache: StampedeCache, _ key: String) async -> (loading: Task<String, any Error>, origin: FakeOrigin) {
         let origin = FakeOrigin()
         let loading = Task {
             try await cache.value(for: key) { () async throws -> String in
-                _ = try await origin.load(after: .milliseconds(1000))
+                _ = try await origin.loadWhenReleased()
                 throw OriginDown()
             }
         }
-        while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
-        return loading
+        await origin.waitForCalls(1)
+        return (loading, origin)
     }
 
     @Test func remoteFollowersAreToldAtOnceWhenTheLoaderFails() async throws {
@@ -135,16 +141,18 @@ struct CacheTests {
             let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let policy = CachePolicy(waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
-            let follower = cache(otherClient, policy, namespace: namespace)
+            // The follower's time moves only when the test says: its 30 s wait timeout cannot pass.
+            let clock = ManualClock()
+            let follower = StampedeCache.onClock(clock, client: otherClient, configuration: .init(namespace: namespace, policy: policy))
             // Subscribed before the storm, as a running service is: a failure published
             // before the follower listened would rightly make it load itself.
             try await follower.prepare()
-            let leading = try await startFailingLoad(leader, "k")
-            let clock = ContinuousClock()
-            let start = clock.now
-            let error = await stampedeError { _ = try await follower.value(for: "k") { "must not be called" } }
-            #expect(error?.code == .loadFailedElsewhere)
-            #expect(clock.now - start < .seconds(10), "told by the message, not by the 30 s wait timeout")
+            let (leading, origin) = await startFailingLoad(leader, "k")
+            let following = Task { await stampedeError { _ = try await follower.value(for: "k") { "must not be called" } } }
+            await clock.waitForSleepers(1)  // the follower waits for the leader's load
+            origin.release()
+            // Told by the message, not by the wait timeout: the follower's clock never moved.
+            #expect(await following.value?.code == .loadFailedElsewhere)
             _ = try? await leading.value
             await otherClient.shutdown()
         }
@@ -156,15 +164,17 @@ struct CacheTests {
             let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil, waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
-            let follower = cache(otherClient, policy, namespace: namespace)
+            let clock = ManualClock()
+            let follower = StampedeCache.onClock(clock, client: otherClient, configuration: .init(namespace: namespace, policy: policy))
             try await follower.prepare()
             _ = try await fetch(leader, "k") { "old" }
-            try await Task.sleep(for: .milliseconds(200))
-            let leading = try await startFailingLoad(leader, "k")
-            let clock = ContinuousClock()
-            let start = clock.now
-            #expect(try await fetch(follower, "k") { "must not be called" } == "old")
-            #expect(clock.now - start < .seconds(10), "told by the message, not by the 30 s wait timeout")
+            try await leader.expire("k")  // past its fresh time, kept for stale serving
+            let (leading, origin) = await startFailingLoad(leader, "k")
+            let following = Task { try await fetch(follower, "k") { "must not be called" } }
+            await clock.waitForSleepers(1)  // the follower waits for the leader's load
+            origin.release()
+            // Told by the message, not by the wait timeout: the follower's clock never moved.
+            #expect(try await following.value == "old")
             #expect(try await leading.value == "old")
             await otherClient.shutdown()
         }
@@ -176,16 +186,18 @@ struct CacheTests {
             let otherClient = try RedisClient(configuration: RedisConfiguration(url: server.url))
             let policy = CachePolicy(leaseDuration: .seconds(30), waitTimeout: .seconds(30))
             let leader = cache(client, policy, namespace: namespace)
-            let follower = cache(otherClient, policy, namespace: namespace)
+            let clock = ManualClock()
+            let follower = StampedeCache.onClock(clock, client: otherClient, configuration: .init(namespace: namespace, policy: policy))
             try await follower.prepare()
             let origin = FakeOrigin()
             origin.set("filled")
-            let leading = Task { try await leader.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
-            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the leader holds the lease
-            let clock = ContinuousClock()
-            let start = clock.now
-            #expect(try await fetch(follower, "k") { "must not be called" } == "filled")
-            #expect(clock.now - start < .seconds(10))
+            let leading = Task { try await leader.value(for: "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)  // the leader holds the lease
+            let following = Task { try await fetch(follower, "k") { "must not be called" } }
+            await clock.waitForSleepers(1)  // the follower waits for the leader's fill
+            origin.release()
+            // Woken by the fill: the follower's clock never moved, so no timeout woke it.
+            #expect(try await following.value == "filled")
             _ = try await leading.value
             await otherClient.shutdown()
         }
@@ -210,18 +222,17 @@ struct CacheTests {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)
             let origin = FakeOrigin()
-            let loading = Task { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
-            while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }  // the load holds the lease
+            let loading = Task { try await cache.value(for: "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)  // the load holds the lease
             try await cache.invalidate("k")
+            origin.release()
             // The caller still gets its value, but the cache does not keep it; the rejected
             // fill frees the lease at once, so the next read loads again without waiting it out.
             #expect(try await loading.value == "v1")
-            let clock = ContinuousClock()
-            let start = clock.now
+            #expect(try await client.send("EXISTS", RedisArgument(cache.keys(for: "k").lock)).int == 0, "the 10 s lease is still held")
             origin.set("v2")
             #expect(try await fetch(cache, "k") { try await origin.load() } == "v2")
             #expect(origin.calls == 2)
-            #expect(clock.now - start < .seconds(5), "waited out the 10 s lease")
         }
     }
 
@@ -232,8 +243,11 @@ struct CacheTests {
             _ = try await cache.value(for: "k") { try await origin.load() }
             try await cache.expire("k")
             origin.set("v2")
-            #expect(try await fetch(cache, "k") { try await origin.load(after: .milliseconds(100)) } == "v1")
-            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v2" })
+            // Served stale while the refresh is held.
+            #expect(try await fetch(cache, "k") { try await origin.loadWhenReleased() } == "v1")
+            origin.release()
+            await cache.shutdown()  // lets the refresh finish
+            #expect(try await fetch(cache, "k") { "unused" } == "v2")
         }
     }
 
@@ -306,9 +320,16 @@ struct CacheTests {
 
     @Test func aHardTimeoutAbandonsTheLoad() async throws {
         try await withSharedClient { client, _ async throws in
-            let cache = cache(client, CachePolicy(loaderHardTimeout: .milliseconds(200)))
-            let error = await stampedeError { _ = try await cache.value(for: "k") { try await Task.sleep(for: .seconds(10)); return "late" } }
-            #expect(error?.code == .loaderTimedOut)
+            let clock = ManualClock()
+            let cache = StampedeCache.onClock(clock, client: client, configuration: .init(
+                namespace: uniquePrefix(), policy: CachePolicy(loaderHardTimeout: .milliseconds(200))))
+            let origin = FakeOrigin()
+            let caller = Task { await stampedeError { _ = try await fetch(cache, "k") { try await origin.loadWhenReleased() } } }
+            await origin.waitForCalls(1)
+            await clock.waitForSleepers(2)  // the lease's watchdog and the hard timeout
+            clock.advance(by: .milliseconds(200))
+            #expect(await caller.value?.code == .loaderTimedOut)
+            #expect(origin.cancelled == 1, "the load was abandoned")
         }
     }
 
@@ -316,11 +337,20 @@ struct CacheTests {
         try await withSharedClient { client, _ async throws in
             let policy = CachePolicy(timeToLive: .milliseconds(100), staleIfError: .seconds(30), earlyRefreshBeta: nil,
                                      loaderSoftTimeout: .milliseconds(100))
-            let cache = cache(client, policy)
+            let clock = ManualClock()
+            let cache = StampedeCache.onClock(clock, client: client, configuration: .init(namespace: uniquePrefix(), policy: policy))
             _ = try await cache.value(for: "k") { "old" }
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(try await fetch(cache, "k") { try await Task.sleep(for: .milliseconds(500)); return "new" } == "old")
-            #expect(await eventually { await storedJSON(client, cache, "k") == "\"new\"" })
+            try await cache.expire("k")  // past its fresh time, kept for stale serving
+            let origin = FakeOrigin()
+            origin.set("new")
+            let caller = Task { try await fetch(cache, "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)
+            await clock.waitForSleepers(2)  // the soft timeout and the lease's watchdog
+            clock.advance(by: .milliseconds(100))
+            #expect(try await caller.value == "old")
+            origin.release()
+            await cache.shutdown()  // lets the load finish
+            #expect(await storedJSON(client, cache, "k") == "\"new\"")
         }
     }
 
@@ -351,12 +381,14 @@ struct CacheTests {
             let cache = cache(client)
             let origin = FakeOrigin()
             let fenceKey = RedisArgument("{\(cache.configuration.namespace):k}:fence")
-            let caller = Task { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(500)) } }
-            #expect(await eventually { (try? await client.send("EXISTS", fenceKey).int) == 1 })
+            let caller = Task { try await fetch(cache, "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)  // the load holds the lease
+            #expect(try await client.send("EXISTS", fenceKey).int == 1)
             // The fence expires, and an invalidation creates it again: counting from 1 again,
             // it could land on the loader's own fence and let its fill through.
             try await client.send("DEL", fenceKey)
             try await cache.invalidate("k")
+            origin.release()
             #expect(try await caller.value == "v1", "the callers still get the loaded value")
             #expect(await storedJSON(client, cache, "k") == nil, "but it was not stored")
             origin.set("v2")
@@ -369,17 +401,20 @@ struct CacheTests {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)
             let origin = FakeOrigin()
-            let caller = Task { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(300)) } }
-            try await Task.sleep(for: .milliseconds(100))
+            let caller = Task { try await cache.value(for: "k") { try await origin.loadWhenReleased() } }
+            await origin.waitForCalls(1)
             caller.cancel()
             await #expect(throws: CancellationError.self) { _ = try await caller.value }
-            #expect(await eventually { (try? await fetch(cache, "k") { "unused" }) == "v1" })
+            origin.release()
+            await cache.shutdown()  // lets the load finish
+            #expect(try await fetch(cache, "k") { "unused" } == "v1")
             #expect(origin.calls == 1)
+            #expect(origin.cancelled == 0)
         }
     }
 }
 
-@Suite("StampedeCache without Redis", .serialized)
+@Suite("StampedeCache without Redis", .serialized, .timeLimit(.minutes(2)))
 struct CacheWithoutRedisTests {
     @Test func loadsLocallyWhenRedisIsDownOrFailsIfTold() async throws {
         let server = try await RedisServer.start()
@@ -392,7 +427,10 @@ struct CacheWithoutRedisTests {
             server.kill()
             let origin = FakeOrigin()
             let values = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.load(after: .milliseconds(100)) } } }
+                for _ in 0..<20 { group.addTask { try await cache.value(for: "k") { try await origin.loadWhenReleased() } } }
+                // The load ends only once every caller waits for it.
+                #expect(await eventually { cache.waiting(for: "k") == 20 })
+                origin.release()
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             #expect(values.allSatisfy { $0 == "v1" })

@@ -8,7 +8,7 @@ import Testing
 
 /// The lease watchdog on a test clock against a real server: renewals, a lost token, an
 /// unreachable Redis and a timeout, each decided without waiting for real time.
-@Suite("LeaseWatchdog")
+@Suite("LeaseWatchdog", .timeLimit(.minutes(2)))
 struct LeaseWatchdogTests {
     let lease = Lease(name: "job", token: "token-1", fence: FencingToken(1))
 

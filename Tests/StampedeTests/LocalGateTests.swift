@@ -2,22 +2,24 @@
 import Synchronization
 import Testing
 
-@Suite("Local gate")
+@Suite("Local gate", .timeLimit(.minutes(2)))
 struct LocalGateTests {
     @Test func admitsOneAtATimeFirstComeFirstServed() async throws {
         let gate = LocalGate()
         #expect(gate.tryEnter())
         #expect(!gate.tryEnter())
         let order = Recorder()
+        // Each waiter sleeps on the clock until its deadline once it is in line.
+        let clock = ManualClock()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<5 {
                 group.addTask {
-                    #expect(await gate.enter(until: .now + .seconds(30), clock: SystemClock()))
+                    #expect(await gate.enter(until: clock.now + .seconds(30), clock: clock))
                     order.append(index)
                     gate.leave()
                 }
-                // Let each waiter queue before the next one arrives.
-                try await Task.sleep(for: .milliseconds(20))
+                // Each waiter queues before the next one arrives.
+                await clock.waitForSleepers(index + 1)
             }
             gate.leave()
             try await group.waitForAll()
@@ -29,7 +31,13 @@ struct LocalGateTests {
     @Test func aWaiterGivesUpAtItsDeadlineAndIsSkipped() async {
         let gate = LocalGate()
         #expect(gate.tryEnter())
-        #expect(await !gate.enter(until: .now + .milliseconds(50), clock: SystemClock()))
+        let clock = ManualClock()
+        let waiter = Task { await gate.enter(until: clock.now + .milliseconds(50), clock: clock) }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .milliseconds(49))
+        #expect(clock.sleeping == 1, "still waiting before its deadline")
+        clock.advance(by: .milliseconds(1))
+        #expect(await waiter.value == false)
         gate.leave()
         // The one that gave up did not take the turn with it.
         #expect(gate.tryEnter())
@@ -40,8 +48,9 @@ struct LocalGateTests {
     @Test func aCancelledWaiterGivesUp() async {
         let gate = LocalGate()
         #expect(gate.tryEnter())
-        let waiter = Task { await gate.enter(until: .now + .seconds(30), clock: SystemClock()) }
-        try? await Task.sleep(for: .milliseconds(20))
+        let clock = ManualClock()
+        let waiter = Task { await gate.enter(until: clock.now + .seconds(30), clock: clock) }
+        await clock.waitForSleepers(1)  // in line
         waiter.cancel()
         #expect(await waiter.value == false)
         gate.leave()

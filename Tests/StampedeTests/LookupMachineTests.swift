@@ -3,7 +3,7 @@ import Testing
 
 /// The lookup's decisions, without Redis or real time: every reply and event, under every
 /// combination of the policies that change them.
-@Suite("LookupMachine")
+@Suite("LookupMachine", .timeLimit(.minutes(2)))
 struct LookupMachineTests {
     typealias Reply = CacheFormat.LeaseGetReply
 
@@ -169,7 +169,7 @@ struct LookupMachineTests {
     }
 }
 
-@Suite("LeaderMachine")
+@Suite("LeaderMachine", .timeLimit(.minutes(2)))
 struct LeaderMachineTests {
     typealias Reply = CacheFormat.LeaseGetReply
     static let redisNow = LookupMachineTests.redisNow

@@ -3,26 +3,40 @@ import MetricsTestKit
 import StampedeTestSupport
 import Testing
 
-@Suite("RedisMutex metrics and ambiguous replies", .serialized)
+@Suite("RedisMutex metrics and ambiguous replies", .serialized, .timeLimit(.minutes(2)))
 struct MutexObservabilityTests {
     @Test func countsAcquisitionsContentionRenewalsAndLosses() async throws {
         try await withSharedClient { client, _ in
             let metrics = TestMetrics()
-            let mutex = RedisMutex(client: client, keyPrefix: uniquePrefix(), metricsFactory: metrics)
-            try await mutex.withLock("a", options: .init(leaseDuration: .seconds(3))) { _ in
-                try await Task.sleep(for: .milliseconds(3300))
+            // The mutex's time moves when the test says; Redis's is moved along with it.
+            let clock = ManualClock()
+            let mutex = RedisMutex.onClock(clock, client: client, keyPrefix: uniquePrefix(), metricsFactory: metrics)
+            try await mutex.withLock("a", options: .init(leaseDuration: .seconds(3))) { lease in
+                // 3.3 s under a 3 s lease, renewed every second.
+                for step in [Duration.seconds(1), .seconds(1), .seconds(1), .milliseconds(300)] {
+                    await clock.waitForSleepers(1)  // the watchdog waits for its next renewal
+                    try Task.checkCancellation()
+                    try await age(client, mutex.keyPrefix + "{a}", by: step)
+                    clock.advance(by: step)
+                }
+                #expect(try await client.send("GET", RedisArgument(mutex.keyPrefix + "{a}")).string == lease.token)
                 // Held: a try from another task tree is contended.
                 _ = try await Task.detached { try await mutex.tryLock("a") { _ in } }.value
             }
-            _ = await stampedeError {
-                try await mutex.withLock("b", options: .init(leaseDuration: .milliseconds(300))) { _ in
-                    try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{b}"))
-                    try await Task.sleep(for: .seconds(5))
+            let losing = Task {
+                await stampedeError {
+                    try await mutex.withLock("b", options: .init(leaseDuration: .milliseconds(300))) { _ in
+                        try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{b}"))
+                        try await clock.sleep(for: .seconds(3600))  // until cancelled
+                    }
                 }
             }
+            await clock.waitForSleepers(2)  // the body, and the watchdog until its first renewal
+            clock.advance(by: .milliseconds(100))
+            _ = await losing.value
             #expect(try metrics.expectCounter("stampede.lock.acquired").totalValue == 2)
             #expect(try metrics.expectCounter("stampede.lock.contended").totalValue == 1)
-            #expect(try metrics.expectCounter("stampede.lock.renewals").totalValue >= 1)
+            #expect(try metrics.expectCounter("stampede.lock.renewals").totalValue == 3)
             #expect(try metrics.expectCounter("stampede.lock.lost").totalValue == 1)
             #expect(try metrics.expectTimer("stampede.lock.wait").values.count == 2)
         }

@@ -10,7 +10,7 @@ final class Tally: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
-@Suite("RedisMutex")
+@Suite("RedisMutex", .timeLimit(.minutes(2)))
 struct MutexTests {
     func mutex(_ client: RedisClient) -> RedisMutex {
         RedisMutex(client: client, keyPrefix: uniquePrefix())
@@ -58,17 +58,22 @@ struct MutexTests {
 
     @Test func aHolderThatRunsThreeLeasesKeepsTheLock() async throws {
         try await withSharedClient { client, _ in
-            let mutex = mutex(client)
-            // Leases long enough that a loaded test machine still renews in time.
+            // The mutex's time moves when the test says; Redis's is moved along with it.
+            let clock = ManualClock()
+            let mutex = RedisMutex.onClock(clock, client: client, keyPrefix: uniquePrefix())
             let options = LockOptions(leaseDuration: .seconds(3))
             let others = Tally()
             let renewedPastItsTTL = Tally()
-            let clock = ContinuousClock()
             try await mutex.withLock("slow", options: options) { lease in
                 let start = clock.now
                 // 9 s of work under a 3 s lease: the lock stays ours and nobody else gets in.
                 for _ in 0..<9 {
-                    try await Task.sleep(for: .seconds(1))
+                    await clock.waitForSleepers(1)  // the watchdog waits for its next renewal
+                    try Task.checkCancellation()
+                    try await age(client, mutex.keyPrefix + "{slow}", by: .seconds(1))
+                    clock.advance(by: .seconds(1))
+                    await clock.waitForSleepers(1)  // renewed, and waiting for the next one
+                    try Task.checkCancellation()
                     // From outside this task tree (a detached task inherits no held locks).
                     let other = try await Task.detached { try await mutex.tryLock("slow", options: options) { _ in true } }.value
                     if other != nil { others.add() }
@@ -105,33 +110,36 @@ struct MutexTests {
 
     @Test func tryLockReturnsNilWithoutWaitingWhenHeld() async throws {
         try await withSharedClient { client, _ in
-            let mutex = mutex(client)
+            // On a clock that never moves, a tryLock that waited would never return.
+            let mutex = RedisMutex.onClock(ManualClock(), client: client, keyPrefix: uniquePrefix())
             try await whileHeld(mutex, "busy") {
-                let clock = ContinuousClock()
-                let start = clock.now
                 let result = try await mutex.tryLock("busy") { _ in "got it" }
                 #expect(result == nil)
-                #expect(clock.now - start < .seconds(1), "tryLock must not wait")
             }
         }
     }
 
     @Test func aWaiterIsWokenByTheReleaseNotByPolling() async throws {
         try await withSharedClient { client, _ in
-            let mutex = mutex(client)
             // Fallback re-checks 30 s apart: only the release message can wake the waiter in time.
             let options = LockOptions(leaseDuration: .seconds(30), maximumWait: .seconds(20), recheckInterval: .seconds(30))
+            // On a clock that moves only when the test says, and it never does: no re-check
+            // and no deadline can wake the waiter, only the release.
+            let clock = ManualClock()
+            let start = clock.now
+            let mutex = RedisMutex.onClock(clock, client: client, keyPrefix: uniquePrefix())
             let holderIn = AsyncSignal()
-            let clock = ContinuousClock()
-            async let holder: ContinuousClock.Instant = mutex.withLock("wake", options: options) { _ in
+            let release = OneShot<Void>()
+            async let holder: Void = mutex.withLock("wake", options: options) { _ in
                 holderIn.notify()
-                try await Task.sleep(for: .milliseconds(200))
-                return clock.now
+                _ = await release.wait()
             }
-            await holderIn.wait(after: 0, until: .now + .seconds(10), clock: SystemClock())
-            let acquiredAt = try await mutex.withLock("wake", options: options) { _ in clock.now }
-            let releasedAt = try await holder
-            #expect(acquiredAt - releasedAt < .seconds(5), "woken \(acquiredAt - releasedAt) after the release")
+            await holderIn.wait(after: 0)
+            let waiter = Task { try await mutex.withLock("wake", options: options) { _ in clock.now } }
+            await clock.waitForSleepers(2)  // the holder's watchdog, and the waiter in line until its deadline
+            release.finish(())
+            try await holder
+            #expect(try await waiter.value == start, "woken by the release, with the clock not moved")
         }
     }
 
@@ -191,20 +199,27 @@ struct MutexTests {
 
     @Test func aLockDeletedUnderTheHolderIsLostTheBodyCancelledAndTheHandlerRun() async throws {
         try await withSharedClient { client, _ in
-            let mutex = mutex(client)
+            let clock = ManualClock()
+            let mutex = RedisMutex.onClock(clock, client: client, keyPrefix: uniquePrefix())
             let handled = Tally()
             let cancelled = Tally()
             let options = LockOptions(leaseDuration: .milliseconds(300), onLeaseLost: { loss in
                 #expect(loss.reason == .tokenGone)
                 handled.add()
             })
-            let error = await stampedeError {
-                try await mutex.withLock("stolen", options: options) { _ in
-                    // Someone deletes the lock (a failover would do the same).
-                    try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{stolen}"))
-                    do { try await Task.sleep(for: .seconds(10)) } catch { cancelled.add() }
+            let holding = Task {
+                await stampedeError {
+                    try await mutex.withLock("stolen", options: options) { _ in
+                        // Someone deletes the lock (a failover would do the same).
+                        try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{stolen}"))
+                        // Work that goes on until cancelled.
+                        do { try await clock.sleep(for: .seconds(3600)) } catch { cancelled.add() }
+                    }
                 }
             }
+            await clock.waitForSleepers(2)  // the body, and the watchdog until its first renewal
+            clock.advance(by: .milliseconds(100))
+            let error = await holding.value
             #expect(error?.code == .leaseLost)
             #expect(handled.count == 1)
             #expect(cancelled.count == 1, "the body was not cancelled")

@@ -2,7 +2,7 @@ import Foundation
 @testable import Stampede
 import Testing
 
-@Suite("Near cache")
+@Suite("Near cache", .timeLimit(.minutes(2)))
 struct NearCacheTests {
     @Test func evictsTheLeastRecentlyUsedKey() {
         var lru = LeastRecentlyUsed<String, Int>(capacity: 3)

@@ -9,7 +9,7 @@ import Testing
 /// What no data in Redis, no invalidation and no outage may do to a caller: crash it, hang
 /// it, serve it a value older than an invalidation it could know of, or turn into calls to
 /// the origin.
-@Suite("Reliability")
+@Suite("Reliability", .timeLimit(.minutes(2)))
 struct ReliabilityTests {
     func cache(_ client: RedisClient, _ policy: CachePolicy = CachePolicy(earlyRefreshBeta: nil), namespace: String = uniquePrefix(),
                nearCache: StampedeCache.NearCacheOptions? = nil) -> StampedeCache {
@@ -69,8 +69,8 @@ struct ReliabilityTests {
             let other = self.cache(client, namespace: cache.configuration.namespace)
             try await client.send("DEL", RedisArgument(cache.keys(for: "s").lock))
             _ = try await other.value(for: "s", policy: .init(timeToLive: .milliseconds(50), staleIfError: .seconds(60), earlyRefreshBeta: nil)) { "old" }
+            try await other.expire("s")  // past its fresh time, kept for stale serving
             try await client.send("SET", RedisArgument(cache.keys(for: "s").lock), "elsewhere", "PX", "60000")
-            try await Task.sleep(for: .milliseconds(100))  // past its fresh time
             var failSafe = short
             failSafe.staleIfError = .seconds(60)
             #expect(try await cache.value(for: "s", policy: failSafe) { "not called" } == "old")
@@ -206,9 +206,14 @@ struct ReliabilityTests {
             #expect(try await fetch(cache, "k") { "cached" } == "cached")
             server.kill()
             let origin = FakeOrigin()
-            for _ in 0..<3 {
+            for round in 0..<3 {
                 let values = try await withThrowingTaskGroup(of: String.self) { group in
-                    for _ in 0..<20 { group.addTask { try await fetch(cache, "k") { try await origin.load(after: .milliseconds(20)) } } }
+                    for _ in 0..<20 { group.addTask { try await fetch(cache, "k") { try await origin.loadWhenReleased() } } }
+                    if round == 0 {
+                        // The first load ends only once every caller of the round waits for it.
+                        #expect(await eventually { cache.waiting(for: "k") == 20 })
+                        origin.release()
+                    }
                     return try await group.reduce(into: [String]()) { $0.append($1) }
                 }
                 #expect(values.allSatisfy { $0 == "v1" })

@@ -1,12 +1,14 @@
 @testable import Stampede
+import StampedeTestSupport
 import Synchronization
 import Testing
 
-@Suite("SingleFlight")
+@Suite("SingleFlight", .timeLimit(.minutes(2)))
 struct SingleFlightTests {
-    /// Counts operation runs, and holds them until released.
+    /// Counts operation runs, says when they start, and holds them until released.
     final class Origin: Sendable {
         private let state = Mutex((calls: 0, gate: [CheckedContinuation<Void, Never>](), open: false))
+        private let called = AsyncSignal()
         var calls: Int { state.withLock { $0.calls } }
 
         func load(_ value: Int) async -> Int {
@@ -16,9 +18,19 @@ struct SingleFlightTests {
                     if !state.open { state.gate.append(continuation) }
                     return state.open
                 }
+                called.notify()
                 if open { continuation.resume() }
             }
             return value
+        }
+
+        /// Returns once at least `count` runs have started.
+        func waitForCalls(_ count: Int = 1) async {
+            while true {
+                let seen = called.generation
+                if calls >= count || Task.isCancelled { return }
+                await called.wait(after: seen)
+            }
         }
 
         func release() {
@@ -40,7 +52,7 @@ struct SingleFlightTests {
             for _ in 0..<100 {
                 group.addTask { try await flights.run(key: "k") { await origin.load(42) } }
             }
-            while flights.waiting(for: "k") < 100 { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(await eventually { flights.waiting(for: "k") == 100 })
             origin.release()
             return try await group.reduce(into: [(Int, Bool)]()) { $0.append($1) }
         }
@@ -67,7 +79,7 @@ struct SingleFlightTests {
                     }
                 }
             }
-            while flights.waiting(for: "k") < 10 { try? await Task.sleep(for: .milliseconds(1)) }
+            #expect(await eventually { flights.waiting(for: "k") == 10 })
             origin.release()
             return await group.reduce(into: [Failure?]()) { $0.append($1) }
         }
@@ -87,9 +99,9 @@ struct SingleFlightTests {
                 return value
             }
         }
-        while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await origin.waitForCalls()
         let second = Task { try await flights.run(key: "k") { await origin.load(6) } }
-        while flights.waiting(for: "k") < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await eventually { flights.waiting(for: "k") == 2 })
         first.cancel()
         await #expect(throws: CancellationError.self) { try await first.value }
         origin.release()
@@ -117,7 +129,7 @@ struct SingleFlightTests {
         let fresh = Origin()
         fresh.release()
         let waiting = Task { try await flights.run(key: "k") { await old.load(1) } }
-        while old.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await old.waitForCalls()
         flights.forget("k")
         let next = try await flights.run(key: "k") { await fresh.load(2) }
         #expect(next.value == 2 && !next.shared)
@@ -145,9 +157,9 @@ struct SingleFlightTests {
         let quick = Task {
             try await flights.run(key: "k", quickly: { await origin.load(1) }) { 99 }
         }
-        while origin.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await origin.waitForCalls()
         let joiner = Task { try await flights.run(key: "k") { 98 } }
-        while flights.waiting(for: "k") == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await eventually { flights.waiting(for: "k") == 1 })
         origin.release()
         #expect(try await quick.value.value == 1)
         let joined = try await joiner.value
@@ -164,9 +176,9 @@ struct SingleFlightTests {
         // A caller joined, then the key was forgotten, then the quick try answered.
         let quick = Origin()
         let first = Task { try await flights.run(key: "k", quickly: { await quick.load(1) }) { 99 } }
-        while quick.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await quick.waitForCalls()
         let joiner = Task { try await flights.run(key: "k") { 98 } }
-        while flights.waiting(for: "k") == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await eventually { flights.waiting(for: "k") == 1 })
         flights.forget("k")
         #expect(flights.waiting(for: "k") == 0 && flights.count == 0)
         quick.release()
@@ -179,10 +191,10 @@ struct SingleFlightTests {
         let slow = Origin()
         let operation = Origin()
         let second = Task { try await flights.run(key: "k", quickly: { await slow.load(0) == 0 ? nil : 0 }) { await operation.load(2) } }
-        while slow.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await slow.waitForCalls()
         flights.forget("k")
         slow.release()
-        while operation.calls == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        await operation.waitForCalls()
         let other = try await flights.run(key: "k", quickly: { 3 }) { 97 }
         #expect(other.value == 3 && !other.shared, "a new flight, not the forgotten one")
         operation.release()

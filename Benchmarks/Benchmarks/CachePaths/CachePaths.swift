@@ -48,16 +48,18 @@ let benchmarks: @Sendable () -> Void = {
     let fields: [RedisValue] = [.bulkString(value), .bulkString(Array("2:1764590000000:1764590300000:120:0".utf8))]
     Benchmark("envelope-decode-hash-fields") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(StoredEntry(hashFields: fields))
+            blackHole(CacheFormat.entry(hashFields: fields))
         }
     }
 
     let message = Array("V11:app:user:421764590000000:1764589990000:0".utf8) + value
     // Measure the decoding that succeeds, not an early rejection.
-    precondition(StoredEntry(hashFields: fields) != nil && StoredEntry.parseFill(message)?.key == "app:user:42")
+    guard CacheFormat.entry(hashFields: fields) != nil, case .filled("app:user:42", _?)? = CacheFormat.Message(payload: message) else {
+        fatalError("the benchmark's entry and message must decode")
+    }
     Benchmark("envelope-decode-fill-message") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(StoredEntry.parseFill(message))
+            blackHole(CacheFormat.Message(payload: message))
         }
     }
 

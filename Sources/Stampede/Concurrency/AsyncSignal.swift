@@ -24,12 +24,7 @@ final class AsyncSignal: Sendable {
     /// Returns when a generation after `seen` starts, `deadline` passes on `clock`, or the
     /// task is cancelled.
     func wait(after seen: Int, until deadline: ContinuousClock.Instant, clock: any MonotonicClock) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.wait(after: seen) }
-            group.addTask { try? await clock.sleep(until: deadline) }
-            await group.next()
-            group.cancelAll()
-        }
+        await clock.cancelling({ await self.wait(after: seen) }, at: deadline)
     }
 
     /// Returns when a generation after `seen` starts, or the task is cancelled.

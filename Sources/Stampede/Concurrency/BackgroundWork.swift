@@ -84,18 +84,8 @@ final class BackgroundWork: Sendable {
             state.drainedBelow[ticket] = state.nextID
             return ticket
         }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitForDrain(ticket) }
-            if let deadline {
-                group.addTask {
-                    try? await clock.sleep(until: deadline)
-                    return false
-                }
-            }
-            let drained = await group.next() ?? false
-            group.cancelAll()
-            return drained
-        }
+        guard let deadline else { return await waitForDrain(ticket) }
+        return await clock.cancelling({ await self.waitForDrain(ticket) }, at: deadline)
     }
 
     /// `true` once the work `ticket` waits for has finished; `false` when cancelled first.

@@ -24,3 +24,25 @@ struct SystemClock: MonotonicClock {
         try await Task.sleep(until: deadline, clock: .continuous)
     }
 }
+
+extension MonotonicClock {
+    /// Runs `operation` until it returns, or until `deadline` passes on this clock: then it
+    /// is cancelled, and what it returns on cancellation (a waiter's "gave up", or what
+    /// came just in time) is the result.
+    func cancelling<Result: Sendable>(
+        _ operation: @escaping @Sendable () async -> Result, at deadline: ContinuousClock.Instant
+    ) async -> Result {
+        await withTaskGroup(of: Result?.self) { group in
+            group.addTask { await operation() }
+            group.addTask {
+                try? await self.sleep(until: deadline)
+                return nil
+            }
+            while let next = await group.next() {
+                group.cancelAll()
+                if let result = next { return result }
+            }
+            preconditionFailure("the operation's child always returns")
+        }
+    }
+}

@@ -37,16 +37,7 @@ final class OneShot<Value: Sendable>: Sendable {
     /// The value, or `nil` when `deadline` passes on `clock` (or the task is cancelled)
     /// before it is set.
     func wait(until deadline: ContinuousClock.Instant, clock: any MonotonicClock) async -> Value? {
-        await withTaskGroup(of: Value?.self) { group in
-            group.addTask { await self.wait() }
-            group.addTask {
-                try? await clock.sleep(until: deadline)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? state.withLock { $0.value }
-        }
+        await clock.cancelling({ await self.wait() }, at: deadline)
     }
 
     /// How many tasks wait for the value.

@@ -36,34 +36,17 @@ final class LocalGate: Sendable {
             return state.waiters.enqueue()
         }
         guard let ticket else { return true }
-        return await withTaskGroup(of: Bool?.self) { group in
-            group.addTask { await self.park(ticket) }
-            group.addTask {
-                try? await clock.sleep(until: deadline)
-                self.giveUp(ticket)
-                return nil
-            }
-            var granted = false
-            for await result in group {
-                guard let result else { continue }
-                granted = result
-                group.cancelAll()
-            }
-            return granted
-        }
+        // Cancelled at the deadline, a waiter that was handed the turn meanwhile keeps it.
+        return await clock.cancelling({ await self.park(ticket) }, at: deadline)
     }
 
     private func park(_ ticket: Int) async -> Bool {
         await Waiters.suspend(cancelled: false) { continuation in
             state.withLock { $0.waiters.park(continuation, ticket: ticket, ready: nil, cancelled: false) }
         } onCancel: {
+            // Timed out or cancelled; a waiter that was handed the turn keeps it.
             state.withLock { $0.waiters.leave(ticket) }
         }
-    }
-
-    /// Withdraws a waiter that timed out; one that was handed the turn keeps it.
-    private func giveUp(_ ticket: Int) {
-        state.withLock { $0.waiters.leave(ticket) }?.resume(returning: false)
     }
 
     /// Passes the turn to the longest-waiting task, or frees it.

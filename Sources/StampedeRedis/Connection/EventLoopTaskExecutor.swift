@@ -7,9 +7,8 @@ import Synchronization
 /// as its connection: sending a command and resuming on its reply then cross no thread,
 /// which is what one task issuing commands back to back gains most from.
 ///
-/// Jobs queue here and run in batches, one event-loop task per batch: the replies of one
-/// read resume their callers together, and a loop task per job cost a closure allocation
-/// each. Once the event loop has shut down, jobs queued here never run, as with any work
+/// Jobs queue here and run in batches, one event-loop task per batch, so that the replies
+/// of one read resume their callers together. Once the event loop has shut down, jobs queued here never run, as with any work
 /// left on a loop that stops.
 public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
     let eventLoop: any EventLoop

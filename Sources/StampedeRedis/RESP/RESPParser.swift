@@ -3,9 +3,9 @@ import NIOCore
 
 /// Parses RESP replies with hiredis's `redisReader`.
 ///
-/// The reader builds `RedisValue`s itself, through reply-object functions of ours: hiredis's
-/// own reply objects cost an allocation per element and another per string, then a copy
-/// into Swift and a walk to free them (an `HMGET` of two fields: six allocations more).
+/// The reader builds `RedisValue`s itself, through reply-object functions of ours, rather
+/// than hiredis's own reply objects: those would be built, copied into Swift and freed
+/// again for every reply.
 ///
 /// Not thread-safe: one parser belongs to one channel and is used on its event loop only.
 final class RESPParser {

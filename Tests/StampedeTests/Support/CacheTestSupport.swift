@@ -1,22 +1,61 @@
 import Foundation
+import Logging
+import Metrics
 @_spi(Benchmarks) @testable import Stampede
 import StampedeRedis
 import Synchronization
 import Testing
 
-/// A simulated origin: counts its calls, and can be slow or fail.
+/// A simulated origin: counts its calls, says when they start, and can hold a load until
+/// the test releases it.
 final class FakeOrigin: Sendable {
-    private let state = Mutex((calls: 0, value: "v1"))
+    private struct State {
+        var calls = 0
+        var value = "v1"
+        var cancelled = 0
+    }
+    private let state = Mutex(State())
+    /// Notified on every call.
+    private let called = AsyncSignal()
+    /// Opened by ``release()``; held loads wait for it.
+    private let gate = OneShot<Void>()
+
     var calls: Int { state.withLock { $0.calls } }
+    /// How many held loads were cancelled before they were released.
+    var cancelled: Int { state.withLock { $0.cancelled } }
     func set(_ value: String) { state.withLock { $0.value = value } }
 
-    func load(after delay: Duration = .zero) async throws -> String {
+    /// Returns the value at once.
+    func load() async throws -> String {
         let value = state.withLock { state -> String in
             state.calls += 1
             return state.value
         }
-        if delay > .zero { try await Task.sleep(for: delay) }
+        called.notify()
         return value
+    }
+
+    /// Returns the value as of the call, once ``release()`` was called (at once if it was);
+    /// throws `CancellationError` when cancelled before that.
+    func loadWhenReleased() async throws -> String {
+        let value = try await load()
+        guard await gate.wait() != nil else {
+            state.withLock { $0.cancelled += 1 }
+            throw CancellationError()
+        }
+        return value
+    }
+
+    /// Lets every held load, now and later, return.
+    func release() { gate.finish(()) }
+
+    /// Returns once at least `count` calls have started.
+    func waitForCalls(_ count: Int) async {
+        while true {
+            let seen = called.generation
+            if calls >= count || Task.isCancelled { return }
+            await called.wait(after: seen)
+        }
     }
 }
 
@@ -42,6 +81,18 @@ func plantEntry(_ client: RedisClient, _ cache: StampedeCache, _ key: String, va
 extension StampedeCache {
     /// The Redis keys behind `key`.
     func keys(for key: String) -> CacheFormat.Keys { CacheFormat.Keys(namespace: configuration.namespace, key: key) }
+
+    /// How many callers in this process wait for the lookup of `key` in flight.
+    func waiting(for key: String) -> Int { flights.waiting(for: ExactKey(key)) }
+
+    /// A cache on `clock` (a test clock), without logging.
+    static func onClock(
+        _ clock: any MonotonicClock, client: RedisClient, configuration: Configuration, metricsFactory: (any MetricsFactory)? = nil
+    ) -> StampedeCache {
+        StampedeCache(client: client, configuration: configuration,
+                      logger: Logger(label: "stampede.cache", factory: { _ in SwiftLogNoOpLogHandler() }),
+                      metricsFactory: metricsFactory, clock: clock)
+    }
 }
 
 /// `cache.value(for:load:)` for a `String` origin, spelled out so that `#expect` and

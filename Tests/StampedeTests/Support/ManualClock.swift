@@ -14,7 +14,7 @@ final class ManualClock: MonotonicClock {
         var sleepers: [Int: Sleeper] = [:]
         var nextID = 0
         /// Tasks waiting for a sleeper to arrive.
-        var arrivals: [CheckedContinuation<Void, Never>] = []
+        var arrivals: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state: Mutex<State>
@@ -36,8 +36,8 @@ final class ManualClock: MonotonicClock {
                     if deadline <= state.now { return (true, []) }
                     if Task.isCancelled { return (true, []) }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
-                    defer { state.arrivals = [] }
-                    return (false, state.arrivals)
+                    defer { state.arrivals = [:] }
+                    return (false, Array(state.arrivals.values))
                 }
                 for arrival in arrivals { arrival.resume() }
                 if wakeNow {
@@ -63,16 +63,24 @@ final class ManualClock: MonotonicClock {
     /// How many tasks sleep on this clock now.
     var sleeping: Int { state.withLock { $0.sleepers.count } }
 
-    /// Returns once at least `count` tasks sleep on this clock.
+    /// Returns once at least `count` tasks sleep on this clock, or when the task is cancelled.
     func waitForSleepers(_ count: Int) async {
-        while state.withLock({ $0.sleepers.count < count }) {
-            await withCheckedContinuation { continuation in
-                let enough = state.withLock { state -> Bool in
-                    if state.sleepers.count >= count { return true }
-                    state.arrivals.append(continuation)
-                    return false
+        while state.withLock({ $0.sleepers.count < count }) && !Task.isCancelled {
+            let id = state.withLock { state -> Int in
+                state.nextID += 1
+                return state.nextID
+            }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let enough = state.withLock { state -> Bool in
+                        if state.sleepers.count >= count || Task.isCancelled { return true }
+                        state.arrivals[id] = continuation
+                        return false
+                    }
+                    if enough { continuation.resume() }
                 }
-                if enough { continuation.resume() }
+            } onCancel: {
+                state.withLock { $0.arrivals.removeValue(forKey: id) }?.resume()
             }
         }
     }
