@@ -181,7 +181,7 @@ public final class StampedeCache: Sendable {
     ) async throws -> Value? {
         // An invalid key is never in the near cache; the lookup rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
-        return try await decodedLookup(key, as: Value.self, policy: policy, load: load)
+        return try await decodedLookup(key, as: Value.self, policy: policy, makeLoader: { load })
     }
 
     // The generic entry points are inlinable so that they are specialized for the caller's
@@ -194,28 +194,38 @@ public final class StampedeCache: Sendable {
     // step switches executors on the way.
 
     /// Everything after the near cache: the shared lookup in Redis, then decoding.
+    ///
+    /// `makeLoader` gives the caller's loader; only a caller that leads a lookup past the hit
+    /// read calls it, so that hits and callers that join another's lookup build no closures.
     @inlinable
     nonisolated(nonsending) func decodedLookup<Value: Codable & Sendable>(
-        _ key: String, as type: Value.Type, policy: CachePolicy?, load: @escaping @Sendable () async throws -> Value?
+        _ key: String, as type: Value.Type, policy: CachePolicy?,
+        makeLoader: () -> @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        let codec = configuration.codec
-        let maximumSize = configuration.maximumValueSize
         let bytes = try await sharedLookup(key, policy: policy) {
-            guard let value = try await load() else { return nil }
-            let bytes = try codec.encode(value)
-            guard bytes.count <= maximumSize else {
-                throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+            let load = makeLoader()
+            let codec = configuration.codec
+            let maximumSize = configuration.maximumValueSize
+            return {
+                guard let value = try await load() else { return nil }
+                let bytes = try codec.encode(value)
+                guard bytes.count <= maximumSize else {
+                    throw StampedeError(.valueTooLarge, "the value for '\(key)' has \(bytes.count) bytes; the maximum is \(maximumSize)")
+                }
+                return bytes
             }
-            return bytes
         }
         guard let bytes else { return nil }
         return try decode(Value.self, key: key, bytes: bytes)
     }
 
     /// The lookup this process's callers of `key` share, in encoded bytes: `nil` for "no
-    /// such value". `load` returns the value encoded and checked against the maximum size.
+    /// such value". `makeLoader` gives the loader, which returns the value encoded and
+    /// checked against the maximum size; only the caller that leads the lookup calls it.
     @usableFromInline
-    nonisolated(nonsending) func sharedLookup(_ key: String, policy: CachePolicy?, load: @escaping @Sendable () async throws -> [UInt8]?) async throws -> [UInt8]? {
+    nonisolated(nonsending) func sharedLookup(
+        _ key: String, policy: CachePolicy?, makeLoader: () -> @Sendable () async throws -> [UInt8]?
+    ) async throws -> [UInt8]? {
         try Self.validate(key: key)
         if let policy { try policy.validate() } else { try configuredPolicyCheck.get() }
         let policy = policy ?? configuration.policy
@@ -223,14 +233,20 @@ public final class StampedeCache: Sendable {
             // Entries are kept only while invalidations can reach them.
             _ = await events.ensureListening(within: policy.waitTimeout)
         }
-        // One early-refresh draw for the hit read and the script's decision alike.
-        let draw = policy.earlyRefreshDraw()
-        let (found, shared) = try await flights.run(
-            key: ExactKey(key),
-            quickly: { await self.hitRead(key, policy: policy, earlyRefreshDraw: draw) },
-            operation: { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) })
-        if shared { metrics.coalesced.increment() }
-        return found.bytes
+        let arrival = flights.arrive(ExactKey(key))
+        if arrival.leads {
+            // One early-refresh draw for the hit read and the script's decision alike.
+            let draw = policy.earlyRefreshDraw()
+            if let found = await hitRead(key, policy: policy, earlyRefreshDraw: draw) {
+                flights.finish(arrival, with: .success(found))
+                return found.bytes
+            }
+            let load = makeLoader()
+            flights.launch(arrival) { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) }
+        } else {
+            metrics.coalesced.increment()
+        }
+        return try await flights.result(of: arrival).bytes
     }
 
     /// The near cache's answer: `nil` on a miss, `.some(nil)` for a cached "no such value".
@@ -269,7 +285,7 @@ public final class StampedeCache: Sendable {
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
         let found: Value?? = if let cached { cached } else {
-            try await decodedLookup(key, as: Value.self, policy: policy, load: { try await load() })
+            try await decodedLookup(key, as: Value.self, policy: policy, makeLoader: { { try await load() } })
         }
         guard let found, let value = found else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")

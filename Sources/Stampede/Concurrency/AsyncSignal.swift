@@ -29,13 +29,11 @@ final class AsyncSignal: Sendable {
 
     /// Returns when a generation after `seen` starts, or the task is cancelled.
     func wait(after seen: Int) async {
-        let ticket = state.withLock { $0.waiters.enqueue() }
-        await Waiters.suspend(cancelled: ()) { continuation in
-            state.withLock { state in
-                state.waiters.park(continuation, ticket: ticket, ready: state.generation > seen ? () : nil, cancelled: ())
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.leave(ticket) }
-        }
+        await Waiters.wait(
+            in: state, cancelled: (),
+            park: { state, continuation in
+                state.waiters.enqueueAndPark(continuation, ready: state.generation > seen ? () : nil, cancelled: ())
+            },
+            leave: { state, ticket in state.waiters.leave(ticket) })
     }
 }

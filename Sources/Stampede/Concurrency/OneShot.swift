@@ -24,14 +24,12 @@ final class OneShot<Value: Sendable>: Sendable {
 
     /// The value, or `nil` when the task is cancelled before it is set.
     func wait() async -> Value? {
-        let ticket = state.withLock { $0.waiters.enqueue() }
-        return await Waiters.suspend(cancelled: nil) { continuation in
-            state.withLock { state in
-                state.waiters.park(continuation, ticket: ticket, ready: state.value.map { .some($0) }, cancelled: nil)
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.leave(ticket) }
-        }
+        await Waiters.wait(
+            in: state, cancelled: nil,
+            park: { state, continuation in
+                state.waiters.enqueueAndPark(continuation, ready: state.value.map { .some($0) }, cancelled: nil)
+            },
+            leave: { state, ticket in state.waiters.leave(ticket) })
     }
 
     /// The value, or `nil` when `deadline` passes on `clock` (or the task is cancelled)

@@ -15,7 +15,7 @@ import Synchronization
 ///   on for the others, and finishes even if every caller has left.
 /// - Once it finishes, the key is free again: the next call starts a new operation.
 public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    private typealias Flight = OneShot<Result<Value, any Error>>
+    fileprivate typealias Flight = OneShot<Result<Value, any Error>>
 
     private let flights = Mutex<[Key: Flight]>([:])
 
@@ -45,36 +45,58 @@ public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Send
         quickly: nonisolated(nonsending) () async -> Value?,
         operation: @escaping @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
-        let (flight, isFirst) = flights.withLock { flights -> (Flight, Bool) in
-            if let running = flights[key] { return (running, false) }
-            let flight = Flight()
-            flights[key] = flight
-            return (flight, true)
-        }
-        guard isFirst else { return (try await result(of: flight), true) }
+        let arrival = arrive(key)
+        guard arrival.leads else { return (try await result(of: arrival), true) }
         if let value = await quickly() {
-            end(flight, key: key, with: .success(value))
+            finish(arrival, with: .success(value))
             return (value, false)
         }
-        Task {
-            end(flight, key: key, with: await Result { try await operation() })
+        launch(arrival, operation)
+        return (try await result(of: arrival), false)
+    }
+
+    // The steps of `run`, for a caller that builds the operation only when it leads: a
+    // caller that joins, or whose quick try answers, then makes no closure for it.
+
+    /// A caller's place in the flight for its key.
+    struct Arrival: Sendable {
+        fileprivate let key: Key
+        fileprivate let flight: Flight
+        /// Whether this caller started the flight: it must end it, with
+        /// ``finish(_:with:)`` or ``launch(_:_:)``.
+        let leads: Bool
+    }
+
+    /// Joins the flight for `key`, or starts one that this caller leads.
+    func arrive(_ key: Key) -> Arrival {
+        flights.withLock { flights in
+            if let running = flights[key] { return Arrival(key: key, flight: running, leads: false) }
+            let flight = Flight()
+            flights[key] = flight
+            return Arrival(key: key, flight: flight, leads: true)
         }
-        return (try await result(of: flight), false)
+    }
+
+    /// Runs `operation` in a task of its own, whose result ends the flight.
+    func launch(_ arrival: Arrival, _ operation: @escaping @Sendable () async throws -> Value) {
+        Task {
+            finish(arrival, with: await Result { try await operation() })
+        }
     }
 
     /// The flight's result; a cancelled caller leaves with `CancellationError`.
-    private func result(of flight: Flight) async throws -> Value {
-        guard let result = await flight.wait() else { throw CancellationError() }
+    func result(of arrival: Arrival) async throws -> Value {
+        guard let result = await arrival.flight.wait() else { throw CancellationError() }
         return try result.get()
     }
 
-    /// Frees the key before waking the callers, so that a caller acting on the result starts
-    /// a new flight rather than joining this finished one.
-    private func end(_ flight: Flight, key: Key, with result: Result<Value, any Error>) {
+    /// Ends the flight. Frees the key before waking the callers, so that a caller acting on
+    /// the result starts a new flight rather than joining this finished one.
+    func finish(_ arrival: Arrival, with result: Result<Value, any Error>) {
         flights.withLock { flights in
-            if flights[key] === flight { flights[key] = nil }
+            if flights[arrival.key] === arrival.flight { flights[arrival.key] = nil }
         }
-        flight.finish(result)
+        arrival.flight.finish(result)
     }
 
     /// Lets the next call for `key` start a new operation even while one is in flight (for

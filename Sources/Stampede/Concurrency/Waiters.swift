@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The tasks parked on one thing (a flight's result, a signal, a lock's turn, idleness), in
 /// arrival order, each resumed exactly once. Kept inside its owner's lock: the owner says,
 /// under that lock, whether what a task waits for has happened already.
@@ -66,6 +68,18 @@ struct Waiters<Value: Sendable> {
         case .parked?, nil:
             return ready ?? cancelled
         }
+    }
+
+    /// Takes a place in the line and parks `continuation` there at once, unless `ready`
+    /// (what it waits for has happened) or its task is cancelled (`cancelled`): then the
+    /// value to go on with, and no ticket. One step, for a waiter that needs no place in
+    /// line before it suspends.
+    mutating func enqueueAndPark(_ continuation: Continuation, ready: Value?, cancelled: Value) -> (ticket: Int?, now: Value?) {
+        if let ready { return (nil, ready) }
+        if Task.isCancelled { return (nil, cancelled) }
+        let ticket = enqueue()
+        slots[ticket] = .parked(continuation)
+        return (ticket, nil)
     }
 
     /// Takes `ticket` out of the line (it timed out or was cancelled): its continuation if it
@@ -153,6 +167,34 @@ struct Waiters<Value: Sendable> {
         } else if head > 64, head * 2 > order.count {
             order.removeFirst(head)
             head = 0
+        }
+    }
+
+    /// Suspends the calling task in a line under `mutex`, in one step under the lock:
+    /// `park` takes a place and parks there (``enqueueAndPark(_:ready:cancelled:)``), or
+    /// gives the value to go on with at once. When the task is cancelled, `leave` takes its
+    /// ticket out of the line (``leave(_:)``), and it goes on with `cancelled`.
+    static func wait<State>(
+        in mutex: borrowing Mutex<State>, cancelled: Value,
+        park: (inout State, Continuation) -> (ticket: Int?, now: Value?),
+        leave: @Sendable (inout State, Int) -> Continuation?
+    ) async -> Value {
+        // Set under the lock when the task parks; the cancellation handler reads it there.
+        let ticket = Atomic<Int>(-1)
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                let now = mutex.withLock { state -> Value? in
+                    let (parked, now) = park(&state, continuation)
+                    if let parked { ticket.store(parked, ordering: .relaxed) }
+                    return now
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            mutex.withLock { state -> Continuation? in
+                let parked = ticket.load(ordering: .relaxed)
+                return parked < 0 ? nil : leave(&state, parked)
+            }?.resume(returning: cancelled)
         }
     }
 
