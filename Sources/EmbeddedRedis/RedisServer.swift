@@ -197,7 +197,7 @@ public final class RedisServer: @unchecked Sendable {
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
         #else
         // Without /proc, a zombie (the supervisor reaps it) still counts as alive.
-        return kill(pid, 0) != 0
+        return sendSignal(0, to: pid) != 0
         #endif
     }
 
@@ -253,6 +253,7 @@ func freeLoopbackPort() throws -> Int {
 }
 
 /// `kill(2)`, named apart from ``RedisServer/kill()``.
-private func sendSignal(_ signal: Int32, to pid: pid_t) {
-    _ = kill(pid, signal)
+@discardableResult
+private func sendSignal(_ signal: Int32, to pid: pid_t) -> Int32 {
+    kill(pid, signal)
 }

@@ -51,33 +51,6 @@ struct ConnectionStateMachineTests {
         return machine
     }
 
-    @Test("a command its encoder refuses fails alone: nothing queued, no connect, no flush, not counted")
-    func aRefusedCommandChangesNothing() {
-        defer { completeTargets() }
-        var machine = Machine()
-        let refuse: @Sendable (inout ByteBuffer) -> Bool = { _ in false }
-        guard case .fail(let error) = machine.submit(target: target().0, deadline: .distantFuture, encode: refuse) else {
-            Issue.record("a refused command fails"); return
-        }
-        #expect(error.code == .invalidArgument)
-        #expect(machine.commandsAccepted == 0)
-        // Still idle: the next command connects.
-        guard case .connect = machine.submit(["PING"], target: target().0, deadline: .distantFuture) else {
-            Issue.record("the first command sent must connect"); return
-        }
-        _ = machine.connected(7)
-        guard case .scheduleFlush(7) = machine.submit(["ECHO", "a"], target: target().0, deadline: .distantFuture) else {
-            Issue.record("a burst schedules a flush"); return
-        }
-        guard case .fail = machine.submit(target: target().0, deadline: .distantFuture, encode: refuse) else {
-            Issue.record("a refused command fails"); return
-        }
-        guard let (bytes, commands) = machine.takePending() else { Issue.record("the burst is pending"); return }
-        #expect(commands.count == 1)
-        #expect(String(buffer: bytes) == "*2\r\n$4\r\nECHO\r\n$1\r\na\r\n")
-        #expect(machine.commandsAccepted == 2)
-    }
-
     @Test func oneFlushIsScheduledPerBurst() {
         defer { completeTargets() }
         guard var machine = connectedWithAFlushScheduled() else { return }
@@ -161,15 +134,5 @@ struct ConnectionStateMachineTests {
             Issue.record("must refuse"); return
         }
         #expect(error.code == .clientClosed)
-    }
-}
-
-extension ConnectionStateMachine {
-    /// Queues `arguments`, encoded as the connection encodes an argument array.
-    mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
-        submit(target: target, deadline: deadline) { buffer in
-            RESPEncoder.encode(arguments, into: &buffer)
-            return true
-        }
     }
 }

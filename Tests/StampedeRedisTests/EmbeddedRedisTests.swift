@@ -3,7 +3,7 @@ import Foundation
 import StampedeTestSupport
 import Testing
 
-@Suite("Throwaway servers")
+@Suite("Throwaway servers", .enabled(if: hasProcFileSystem, "finds the server processes in /proc"))
 struct EmbeddedRedisTests {
     @Test func aServerDiesWithTheProcessThatStartedIt() async throws {
         // The tool starts a throwaway server for a long benchmark; the tool is then killed

@@ -76,3 +76,7 @@ public func eventually(within limit: Duration = .seconds(10), _ condition: () as
     }
     return await condition()
 }
+
+/// Whether this system has `/proc`, where the process tests find and inspect the processes
+/// a run started (Linux); elsewhere those tests are turned off.
+public let hasProcFileSystem = FileManager.default.fileExists(atPath: "/proc/self/stat")

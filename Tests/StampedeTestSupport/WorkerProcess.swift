@@ -26,6 +26,8 @@ public final class WorkerProcess: Sendable {
             var errorEnded = false
             var exited = false
             var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+            /// Waiters whose wake-up came before they parked.
+            var wokenEarly: Set<Int> = []
             var nextID = 0
         }
 
@@ -56,7 +58,11 @@ public final class WorkerProcess: Sendable {
                 }
                 // Woken by the next change, by the deadline, or by cancellation.
                 let wake: @Sendable () -> Void = { [self] in
-                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                    state.withLock { state -> CheckedContinuation<Void, Never>? in
+                        if let parked = state.waiters.removeValue(forKey: id) { return parked }
+                        state.wokenEarly.insert(id)
+                        return nil
+                    }?.resume()
                 }
                 let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
                 let timer = DispatchWorkItem(block: wake)
@@ -65,7 +71,7 @@ public final class WorkerProcess: Sendable {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
                         let ready = state.withLock { state -> Bool in
-                            if check(state) != nil || Task.isCancelled { return true }
+                            if check(state) != nil || Task.isCancelled || state.wokenEarly.contains(id) { return true }
                             state.waiters[id] = continuation
                             return false
                         }
@@ -74,6 +80,7 @@ public final class WorkerProcess: Sendable {
                 } onCancel: {
                     wake()
                 }
+                state.withLock { _ = $0.wokenEarly.remove(id) }
             }
         }
     }

@@ -99,7 +99,7 @@ struct CachePolicyTests {
             var freshUntil: [Int] = []
             for index in 0..<20 {
                 _ = try await fetch(cache, "k\(index)") { "v" }
-                let meta = try await client.send("HGET", RedisArgument("{\(namespace):k\(index)}"), "m").string!
+                let meta = try await client.send("HGET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "k\(index)").entry), RedisArgument(CacheFormat.metadataField)).string!
                 freshUntil.append(Int(meta.split(separator: ":")[1])!)  // 2:<fresh-until>:...
             }
             // Filled within a second of each other, yet spread over far more than a second.

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Stampede
+@_spi(Benchmarks) @testable import Stampede
 import StampedeTestSupport
 import Testing
 
@@ -73,7 +73,7 @@ struct CacheProcessTests {
             }
             // The seed's call and one refresh fleet-wide, whose value is in Redis afterwards.
             #expect(await eventually {
-                (try? await client.send("HGET", RedisArgument("{\(namespace):k0}"), "v"))?.string == "\"new-k0\""
+                (try? await client.send("HGET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "k0").entry), RedisArgument(CacheFormat.valueField)))?.string == "\"new-k0\""
             })
             #expect(try await client.send("GET", RedisArgument(counter)).int == 2)
         }
@@ -95,7 +95,7 @@ struct CacheProcessTests {
             _ = await leader.exitStatus(within: .seconds(30))
             // Whether the resumed leader's load was cancelled (lease lost) or finished (fill
             // rejected by the fence), the cache keeps the newer value.
-            #expect(try await client.send("HGET", RedisArgument("{\(namespace):k0}"), "v").string == "\"fresh-k0\"")
+            #expect(try await client.send("HGET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "k0").entry), RedisArgument(CacheFormat.valueField)).string == "\"fresh-k0\"")
             #expect(try await client.send("GET", RedisArgument(counter)).int == 2)
         }
     }

@@ -256,9 +256,9 @@ struct CacheTests {
             let namespace = uniquePrefix()
             let metrics = TestMetrics()
             let cache = StampedeCache(client: client, configuration: .init(namespace: namespace), metricsFactory: metrics)
-            try await client.send("SET", RedisArgument("{\(namespace):k}"), "not an envelope")
+            try await client.send("SET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "k").entry), "not an envelope")
             #expect(try await fetch(cache, "k") { "loaded" } == "loaded")
-            try await client.send("HSET", RedisArgument("{\(namespace):j}"), "v", "x", "m", "9:1:2:3:0")  // another format
+            try await client.send("HSET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "j").entry), "v", "x", "m", "9:1:2:3:0")  // another format
             #expect(try await fetch(cache, "j") { "loaded" } == "loaded")
             #expect(try await fetch(cache, "j") { "again" } == "loaded")
             #expect(try metrics.expectCounter("stampede.cache.corrupt_entries").totalValue == 2)
@@ -358,7 +358,7 @@ struct CacheTests {
     func fencesExpireAndNeverRepeat() async throws {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client, CachePolicy(timeToLive: .seconds(60), earlyRefreshBeta: nil))
-            let fenceKey = RedisArgument("{\(cache.configuration.namespace):k}:fence")
+            let fenceKey = RedisArgument(cache.keys(for: "k").fence)
             _ = try await fetch(cache, "k") { "v1" }
             let day = CacheScripts.fenceKeptMilliseconds
             let afterFill = try await client.send("PTTL", fenceKey).int ?? -1
@@ -380,7 +380,7 @@ struct CacheTests {
         try await withSharedClient { client, _ async throws in
             let cache = cache(client)
             let origin = FakeOrigin()
-            let fenceKey = RedisArgument("{\(cache.configuration.namespace):k}:fence")
+            let fenceKey = RedisArgument(cache.keys(for: "k").fence)
             let caller = Task { try await fetch(cache, "k") { try await origin.loadWhenReleased() } }
             await origin.waitForCalls(1)  // the load holds the lease
             #expect(try await client.send("EXISTS", fenceKey).int == 1)

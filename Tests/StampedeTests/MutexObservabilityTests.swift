@@ -27,7 +27,7 @@ struct MutexObservabilityTests {
                 await stampedeError {
                     try await mutex.withLock("b", options: .init(leaseDuration: .milliseconds(300))) { _ in
                         try await client.send("DEL", RedisArgument(mutex.keyPrefix + "{b}"))
-                        try await clock.sleep(for: .seconds(3600))  // until cancelled
+                        try await clock.sleepUntilCancelled()
                     }
                 }
             }
@@ -58,7 +58,7 @@ struct MutexObservabilityTests {
                 try await control.send("CLIENT", "PAUSE", "400", "ALL")
                 let fence = try await mutex.withLock("ambiguous", options: .init(leaseDuration: .seconds(30))) { $0.fence }
                 #expect(fence.value == 1)
-                #expect(try await client.send("EXISTS", "stampede:lock:{ambiguous}") == .integer(0), "released after use")
+                #expect(try await client.send("EXISTS", RedisArgument(RedisMutex.Keys(prefix: "stampede:lock:", name: "ambiguous").lock)) == .integer(0), "released after use")
             }
         }
     }
@@ -85,10 +85,10 @@ struct MutexObservabilityTests {
                     try await mutex.withLock("orphan", options: .init(leaseDuration: .seconds(30))) { _ in }
                 }
                 #expect(error?.code == .redisUnavailable)
-                #expect(try await control.send("GET", "stampede:lock:{orphan}:fence").int == 1, "the acquire did run")
+                #expect(try await control.send("GET", RedisArgument(RedisMutex.Keys(prefix: "stampede:lock:", name: "orphan").fence)).int == 1, "the acquire did run")
                 proxy.set(.forward)
                 #expect(await eventually(within: .seconds(8)) {
-                    (try? await control.send("EXISTS", "stampede:lock:{orphan}")) == .integer(0)
+                    (try? await control.send("EXISTS", RedisArgument(RedisMutex.Keys(prefix: "stampede:lock:", name: "orphan").lock))) == .integer(0)
                 }, "the orphan lock was not released")
             }
             await control.shutdown()

@@ -8,7 +8,7 @@ import FoundationXML
 #endif
 
 /// `stampede storm` end to end: the real executable, real worker processes, a real Redis.
-@Suite("stampede storm", .serialized)
+@Suite("stampede storm", .serialized, .enabled(if: hasProcFileSystem, "finds the worker processes in /proc"))
 struct StormTests {
     @Test("a worker answers ready, runs its callers at the start instant, reports, and exits when told")
     func workerProtocol() async throws {

@@ -37,7 +37,7 @@ final class CacheEvents: Sendable {
     private let clock: any MonotonicClock
     let notifications: @Sendable () -> Void
     /// Told of every key a message names and what the message said (a fill, a failure, an
-    /// invalidation), on the event loop where the message arrived, before any waiter wakes.
+    /// invalidation), on the event loop where the message arrived, after the key's waiters are woken.
     private let changed: @Sendable (Kind, String) -> Void
     /// Told when messages may have been missed (the subscription was interrupted).
     private let mayHaveMissedChanges: @Sendable () -> Void

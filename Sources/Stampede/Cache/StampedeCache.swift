@@ -337,7 +337,8 @@ public final class StampedeCache: Sendable {
 
     /// Lets background refreshes (and loads past a soft timeout) finish and store their
     /// values, then ends the cache's subscription. Lookups afterwards still work, without
-    /// wake-ups. Call it before the process exits.
+    /// wake-ups. Call it before the process exits. A cancelled caller stops waiting for the
+    /// loads (they go on) and ends the subscription at once.
     public func shutdown() async {
         await background.drain()
         await events.close()

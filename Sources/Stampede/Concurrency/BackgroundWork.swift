@@ -5,14 +5,15 @@ import Synchronization
 /// that it can be waited for before the process exits.
 ///
 /// Work runs as child tasks of one runner task, started when work arrives and ended when
-/// none is left. The runner is detached: work does not inherit the task-local values of
-/// whichever caller happened to start it (a lock that caller held, its trace).
+/// none is left. Each piece runs at the priority of the task that started it; the runner
+/// is detached, so work does not inherit the task-local values of whichever caller
+/// happened to start the runner (a lock that caller held, its trace).
 final class BackgroundWork: Sendable {
     typealias Work = @Sendable () async -> Void
 
     private struct State {
         /// Started, not yet handed to the runner, in order.
-        var queue: [(id: Int, work: Work)] = []
+        var queue: [(id: Int, priority: TaskPriority, work: Work)] = []
         /// Started and not finished.
         var unfinished: Set<Int> = []
         var nextID = 0
@@ -27,10 +28,11 @@ final class BackgroundWork: Sendable {
 
     /// Starts `work` apart from the caller.
     func start(_ work: @escaping Work) {
+        let priority = Task.currentPriority
         let startRunner = state.withLock { state -> Bool in
             let id = state.nextID
             state.nextID += 1
-            state.queue.append((id, work))
+            state.queue.append((id, priority, work))
             state.unfinished.insert(id)
             defer { state.hasRunner = true }
             return !state.hasRunner
@@ -40,8 +42,8 @@ final class BackgroundWork: Sendable {
 
     private func runQueue() async {
         await withDiscardingTaskGroup { group in
-            while let (id, work) = nextWork() {
-                group.addTask {
+            while let (id, priority, work) = nextWork() {
+                group.addTask(priority: priority) {
                     await work()
                     self.finished(id)
                 }
@@ -50,7 +52,7 @@ final class BackgroundWork: Sendable {
     }
 
     /// The next work to run; `nil` when there is none, and then the runner ends.
-    private func nextWork() -> (Int, Work)? {
+    private func nextWork() -> (Int, TaskPriority, Work)? {
         state.withLock { state in
             guard !state.queue.isEmpty else {
                 state.hasRunner = false

@@ -77,16 +77,21 @@ public final class RedisMutex: Sendable {
         self.watchdog = LeaseWatchdog(client: client, clock: clock, renewals: metrics.renewals, logger: logger)
     }
 
-    struct Keys {
-        let lock: String
-        let fence: String
-        let channel: String
+    /// The Redis names behind one lock: `PREFIX{NAME}`, `PREFIX{NAME}:fence`, and the
+    /// channel `PREFIX{NAME}:released`.
+    package struct Keys: Sendable {
+        package let lock: String
+        package let fence: String
+        package let channel: String
+
+        package init(prefix: String, name: String) {
+            lock = "\(prefix){\(name)}"
+            fence = lock + ":fence"
+            channel = lock + ":released"
+        }
     }
 
-    func keys(for name: String) -> Keys {
-        let base = "\(keyPrefix){\(name)}"
-        return Keys(lock: base, fence: base + ":fence", channel: base + ":released")
-    }
+    package func keys(for name: String) -> Keys { Keys(prefix: keyPrefix, name: name) }
 
     /// Runs `body` while holding the lock `name`, waiting up to ``LockOptions/maximumWait``
     /// for it.

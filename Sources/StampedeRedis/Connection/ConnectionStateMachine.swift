@@ -58,9 +58,8 @@ struct ConnectionStateMachine<Link> {
         case fail(RedisError)
     }
 
-    /// Queues one command, which `encode` appends to the pending bytes; `encode` returns
-    /// `false`, having appended nothing, for a command that cannot be sent.
-    mutating func submit(target: ReplyTarget, deadline: NIODeadline, encode: @Sendable (inout ByteBuffer) -> Bool) -> SubmitAction {
+    /// Queues one command, encoded into the pending bytes.
+    mutating func submit(_ arguments: [RedisArgument], target: ReplyTarget, deadline: NIODeadline) -> SubmitAction {
         let link: Link?
         switch phase {
         case .closed:
@@ -72,9 +71,7 @@ struct ConnectionStateMachine<Link> {
         case .connected(let connected):
             link = connected
         }
-        guard encode(&pendingBytes) else {
-            return .fail(RedisError(.invalidArgument, "the command wrote a different number of arguments or bytes than it measured: a RedisCommand must write the same arguments each time it is asked"))
-        }
+        RESPEncoder.encode(arguments, into: &pendingBytes)
         commandsAccepted += 1
         pendingCommands.append(PendingCommand(target: target, deadline: deadline))
         guard let link else {

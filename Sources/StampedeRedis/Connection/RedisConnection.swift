@@ -53,17 +53,8 @@ final class RedisConnection: Sendable {
 
     /// Queues a command; its reply (or error) goes to `target`.
     func submit(_ arguments: [RedisArgument], to target: ReplyTarget) {
-        submit(to: target) { buffer in
-            RESPEncoder.encode(arguments, into: &buffer)
-            return true
-        }
-    }
-
-    /// Queues a command that `encode` appends to the pending bytes (see
-    /// ``ConnectionStateMachine/submit(target:deadline:encode:)``); its reply goes to `target`.
-    func submit(to target: ReplyTarget, encode: @Sendable (inout ByteBuffer) -> Bool) {
         let deadline = NIODeadline.now() + commandTimeout
-        let action = state.withLock { $0.submit(target: target, deadline: deadline, encode: encode) }
+        let action = state.withLock { $0.submit(arguments, target: target, deadline: deadline) }
         switch action {
         case .none:
             break
@@ -87,13 +78,6 @@ final class RedisConnection: Sendable {
         // below resumes exactly once (a reply, a failure, a timeout or the channel closing).
         try await withUnsafeThrowingContinuation { continuation in
             submit(arguments, to: .continuation(continuation))
-        }
-    }
-
-    /// Sends a command that `encode` writes, and waits for its reply.
-    nonisolated(nonsending) func send(encode: @Sendable (inout ByteBuffer) -> Bool) async throws -> RedisValue {
-        try await withUnsafeThrowingContinuation { continuation in
-            submit(to: .continuation(continuation), encode: encode)
         }
     }
 

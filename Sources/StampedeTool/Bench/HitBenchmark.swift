@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Stampede
+@_spi(Benchmarks) import Stampede
 import StampedeRedis
 
 /// Hit storms: many keys, one hot key, and the near cache, beside `redis-benchmark` on the
@@ -72,8 +72,8 @@ struct HitBenchmark: AsyncParsableCommand {
             await near.shutdown()
             var cleanup: [RedisArgument] = ["DEL", "key:__rand_int__"]
             for index in 0..<keyCount {
-                let entry = "{\(namespace):k\(index)}"
-                cleanup += [RedisArgument(entry), RedisArgument(entry + ":fence"), RedisArgument(entry + ":plain")]
+                let entry = CacheFormat.Keys(namespace: namespace, key: "k\(index)")
+                cleanup += [RedisArgument(entry.entry), RedisArgument(entry.fence), RedisArgument(entry.entry + ":plain")]
             }
             _ = try? await client.send(cleanup)
             await client.shutdown()
@@ -89,7 +89,7 @@ struct HitBenchmark: AsyncParsableCommand {
             let pipeline = tasks / 16
             let chosen = Set(storms)
             // The client's own keys, for its GET storm: plain strings beside the entries.
-            let asideKeys = chosen.contains(.get) ? (0..<keyCount).map { RedisArgument("{\(namespace):k\($0)}:plain") } : []
+            let asideKeys = chosen.contains(.get) ? (0..<keyCount).map { RedisArgument(CacheFormat.Keys(namespace: namespace, key: "k\($0)").entry + ":plain") } : []
             if chosen.contains(.get) {
                 for batch in stride(from: 0, to: keyCount, by: 1_000) {
                     _ = try await client.pipeline(asideKeys[batch..<min(keyCount, batch + 1_000)].map { ["SET", $0, RedisArgument(bytes: value), "PX", RedisArgument(keptSeconds * 1000)] })
@@ -115,7 +115,7 @@ struct HitBenchmark: AsyncParsableCommand {
                 if chosen.contains(.hmget) {
                     print("Client HMGET of an entry's two fields: \(tasks) tasks, random keys, \(duration) s ...")
                     let storm = try await self.storm(tasks: tasks, seconds: duration, on: executor) { random in
-                        _ = try await client.send("HMGET", RedisArgument("{\(namespace):k\(random.next() % UInt64(keyCount))}"), "v", "m")
+                        _ = try await client.send(CacheFormat.hitRead(namespace: namespace, key: "k\(random.next() % UInt64(keyCount))"))
                     }
                     rows.append(("client.send HMGET of an entry's 2 fields, \(keys) keys, \(tasks) tasks", storm.rate, storm.cpu))
                 }

@@ -38,13 +38,13 @@ struct MutexBenchmark: AsyncParsableCommand {
         do {
             for _ in 0..<iterations { try await mutex.withLock("uncontended") { _ in } }
         } catch {
-            _ = try? await client.send("DEL", RedisArgument(prefix + "{uncontended}:fence"))
+            _ = try? await client.send("DEL", RedisArgument(mutex.keys(for: "uncontended").fence))
             await client.shutdown()
             throw error
         }
         let rate = Double(iterations) / (clock.now - start).inSeconds
         print("Uncontended withLock (acquire + release), one task, one connection: \(Int(rate)) per second")
-        try await client.send("DEL", RedisArgument(prefix + "{uncontended}:fence"))
+        try await client.send("DEL", RedisArgument(mutex.keys(for: "uncontended").fence))
         await client.shutdown()
     }
 }

@@ -18,7 +18,7 @@ enum StormKeys {
     /// The lock the lock scenario's callers contend for, and the fence `RedisMutex` keeps
     /// for it (`PREFIX{NAME}:fence`, the prefix being the namespace and a colon).
     static let lockName = "lock"
-    static func mutexFence(_ namespace: String) -> String { "\(namespace):{\(lockName)}:fence" }
+    static func mutexFence(_ namespace: String) -> String { RedisMutex.Keys(prefix: namespace + ":", name: lockName).fence }
 
     /// The keys that the workers change but that nothing else gives an expiry: the
     /// coordinator creates them with one before the workers start, so that a storm whose

@@ -63,7 +63,7 @@ struct OriginDown: Error {}
 
 /// The JSON stored for `key` in Redis, read directly (without a lookup that could load).
 func storedJSON(_ client: RedisClient, _ cache: StampedeCache, _ key: String) async -> String? {
-    try? await client.send("HGET", RedisArgument(cache.keys(for: key).entry), "v").string
+    try? await client.send("HGET", RedisArgument(cache.keys(for: key).entry), RedisArgument(CacheFormat.valueField)).string
 }
 
 /// Writes an entry for `key` straight into Redis, in the cache's format: fresh for
@@ -73,8 +73,8 @@ func plantEntry(_ client: RedisClient, _ cache: StampedeCache, _ key: String, va
     let now = try #require(time[0].int) * 1000 + (try #require(time[1].int)) / 1000
     let entry = StoredEntry(value: Array("\"\(value)\"".utf8), freshUntil: now + freshFor, staleUntil: now + keptFor, loadDuration: 5)
     let keys = cache.keys(for: key)
-    try await client.send("HSET", RedisArgument(keys.entry), "v", RedisArgument(bytes: entry.value), "f", "1",
-                          "m", RedisArgument(CacheFormat.metadata(of: entry)))
+    try await client.send("HSET", RedisArgument(keys.entry), RedisArgument(CacheFormat.valueField), RedisArgument(bytes: entry.value),
+                          RedisArgument(CacheFormat.fenceField), "1", RedisArgument(CacheFormat.metadataField), RedisArgument(CacheFormat.metadata(of: entry)))
     try await client.send("PEXPIREAT", RedisArgument(keys.entry), RedisArgument(entry.staleUntil))
 }
 

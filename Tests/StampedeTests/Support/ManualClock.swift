@@ -49,6 +49,12 @@ final class ManualClock: MonotonicClock {
         }
     }
 
+    /// Sleeps until the task is cancelled (the clock never reaches this deadline), then
+    /// throws `CancellationError`: work that only a lost lease or a timeout ends.
+    func sleepUntilCancelled() async throws {
+        try await sleep(until: now + .seconds(86_400 * 365 * 100))
+    }
+
     /// Moves the time on by `duration` and wakes the sleepers whose deadline it passed.
     func advance(by duration: Duration) {
         let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in

@@ -18,12 +18,12 @@ import StampedeRedis
 @_spi(Benchmarks)
 public enum CacheFormat {
     /// The Redis keys behind one cache key.
-    struct Keys: Sendable {
-        let entry: String
-        let lock: String
-        let fence: String
+    package struct Keys: Sendable {
+        package let entry: String
+        package let lock: String
+        package let fence: String
 
-        init(namespace: String, key: String) {
+        package init(namespace: String, key: String) {
             entry = "{\(namespace):\(key)}"
             lock = entry + ":lock"
             fence = entry + ":fence"
@@ -36,9 +36,13 @@ public enum CacheFormat {
     /// The channel of a namespace's messages.
     static func channel(namespace: String) -> String { namespace + ":events" }
 
+    /// The entry's fields: the value's bytes, the fence of the fill that wrote it, the
+    /// packed metadata.
+    package static let valueField = "v", fenceField = "f", metadataField = "m"
+
     /// The hit path's one command: the value and the packed metadata of the entry.
-    static func hitRead(namespace: String, key: String) -> [RedisArgument] {
-        ["HMGET", RedisArgument("{\(namespace):\(key)}"), "v", "m"]
+    package static func hitRead(namespace: String, key: String) -> [RedisArgument] {
+        ["HMGET", RedisArgument(Keys(namespace: namespace, key: key).entry), RedisArgument(valueField), RedisArgument(metadataField)]
     }
 
     /// The longest number the metadata holds, in digits.

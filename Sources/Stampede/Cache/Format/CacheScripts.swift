@@ -73,7 +73,7 @@ enum CacheScripts {
         local e = false
         local kind = redis.call('TYPE', KEYS[1])['ok']
         if kind == 'hash' then
-          local h = redis.call('HMGET', KEYS[1], 'v', 'f', 'm')
+          local h = redis.call('HMGET', KEYS[1], '\(CacheFormat.valueField)', '\(CacheFormat.fenceField)', '\(CacheFormat.metadataField)')
           local fu, su, d, n = parseMeta(h[3])
           if h[1] and fu then
             e = {'2', h[1], h[2], fu, su, d, n}
@@ -143,7 +143,7 @@ enum CacheScripts {
         local fu = now + tonumber(ARGV[3])
         local su = fu + tonumber(ARGV[4])
         redis.call('DEL', KEYS[1])
-        redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', ARGV[1], 'm', string.format('2:%d:%d:%d:', fu, su, tonumber(ARGV[5])) .. ARGV[6])
+        redis.call('HSET', KEYS[1], '\(CacheFormat.valueField)', ARGV[2], '\(CacheFormat.fenceField)', ARGV[1], '\(CacheFormat.metadataField)', string.format('2:%d:%d:%d:', fu, su, tonumber(ARGV[5])) .. ARGV[6])
         redis.call('PEXPIREAT', KEYS[1], su)
         redis.call('PEXPIREAT', KEYS[3], string.format('%d', su + \(fenceKeptMilliseconds)))
         if holds(KEYS[2], ARGV[7]) then redis.call('DEL', KEYS[2]) end
@@ -166,10 +166,10 @@ enum CacheScripts {
         if retry > 0 and redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
           local t = redis.call('TIME')
           local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-          local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], 'm'))
+          local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], '\(CacheFormat.metadataField)'))
           if fu and now >= tonumber(fu) and now < tonumber(fu) + tonumber(ARGV[5]) then
             local fresh = math.min(now + retry, tonumber(su))
-            redis.call('HSET', KEYS[1], 'm', string.format('2:%d:%s:%s:%s', fresh, su, d, n))
+            redis.call('HSET', KEYS[1], '\(CacheFormat.metadataField)', string.format('2:%d:%s:%s:%s', fresh, su, d, n))
           end
         end
         redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -187,9 +187,9 @@ enum CacheScripts {
         if ARGV[1] == 'remove' then
           redis.call('DEL', KEYS[1])
         elseif redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
-          local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], 'm'))
+          local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], '\(CacheFormat.metadataField)'))
           if fu then
-            if tonumber(fu) > now then redis.call('HSET', KEYS[1], 'm', string.format('2:%d:%s:%s:%s', now, su, d, n)) end
+            if tonumber(fu) > now then redis.call('HSET', KEYS[1], '\(CacheFormat.metadataField)', string.format('2:%d:%s:%s:%s', now, su, d, n)) end
           else
             redis.call('DEL', KEYS[1])
           end
