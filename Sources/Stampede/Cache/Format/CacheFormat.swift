@@ -24,7 +24,7 @@ public enum CacheFormat {
         package let fence: String
 
         package init(namespace: String, key: String) {
-            entry = "{\(namespace):\(key)}"
+            entry = CacheFormat.entryKey(namespace: namespace, key: key)
             lock = entry + ":lock"
             fence = entry + ":fence"
         }
@@ -32,6 +32,9 @@ public enum CacheFormat {
         /// As the scripts take them: KEYS[1] entry, KEYS[2] lock, KEYS[3] fence.
         var all: [RedisArgument] { [RedisArgument(entry), RedisArgument(lock), RedisArgument(fence)] }
     }
+
+    /// The entry's key: `{N:K}`.
+    static func entryKey(namespace: String, key: String) -> String { "{\(namespace):\(key)}" }
 
     /// The channel of a namespace's messages.
     static func channel(namespace: String) -> String { namespace + ":events" }
@@ -42,7 +45,7 @@ public enum CacheFormat {
 
     /// The hit path's one command: the value and the packed metadata of the entry.
     package static func hitRead(namespace: String, key: String) -> [RedisArgument] {
-        ["HMGET", RedisArgument(Keys(namespace: namespace, key: key).entry), RedisArgument(valueField), RedisArgument(metadataField)]
+        ["HMGET", RedisArgument(entryKey(namespace: namespace, key: key)), RedisArgument(valueField), RedisArgument(metadataField)]
     }
 
     /// The longest number the metadata holds, in digits.

@@ -113,7 +113,7 @@ extension StampedeCache {
         // Watched only when a near cache must know that nothing changed during the read.
         let seen = near == nil ? nil : events.watch(key)
         defer { if seen != nil { events.unwatch(key) } }
-        let sentAt = clock.now
+        let sentAt = seen == nil ? nil : clock.now
         let command = CacheFormat.hitRead(namespace: configuration.namespace, key: key)
         let fields: [RedisValue]
         let now: Int
@@ -135,7 +135,7 @@ extension StampedeCache {
               policy.freshness(of: entry, now: now, earlyRefreshDraw: earlyRefreshDraw) == .fresh
         else { return nil }
         metrics.hits.increment()
-        if let seen { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
+        if let seen, let sentAt { keepNear(key, entry: entry, redisNow: now, sentAt: sentAt, seen: seen) }
         return Found(entry)
     }
 
