@@ -4,8 +4,9 @@ import Synchronization
 /// past a soft timeout, a mutex's clean-up of a lock whose reply was lost), owned here so
 /// that it can be waited for before the process exits.
 ///
-/// Work runs as child tasks of one runner task, started when work arrives and ended when
-/// none is left. Each piece runs at the priority of the task that started it; the runner
+/// Work runs as child tasks of a runner task, started when work arrives; the runner takes
+/// what is queued, then waits for its children and ends (work that arrives after it took
+/// the queue starts another). Each piece runs at the priority of the task that started it; the runner
 /// is detached, so work does not inherit the task-local values of whichever caller
 /// happened to start the runner (a lock that caller held, its trace).
 final class BackgroundWork: Sendable {
