@@ -29,6 +29,8 @@ public final class RedisClient: Sendable {
     let subscriber: RedisSubscriber
     /// Runs tasks on the first connection's event loop (see ``taskExecutor``).
     let executor: EventLoopTaskExecutor
+    /// In a Redis Cluster: the connection per node and the topology that routes commands.
+    let cluster: ClusterConnections?
 
     /// Creates a client; no connection opens until the first command.
     ///
@@ -50,6 +52,8 @@ public final class RedisClient: Sendable {
         self.connections = loops.map { RedisConnection(configuration: configuration, eventLoop: $0, logger: logger) }
         self.executor = EventLoopTaskExecutor(eventLoop: loops[0])
         self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+        self.cluster = configuration.isCluster
+            ? ClusterConnections(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger) : nil
     }
 
     /// Sends one command and returns its reply.
@@ -64,6 +68,7 @@ public final class RedisClient: Sendable {
     @discardableResult
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
+        if let cluster { return try await cluster.send(arguments) }
         return try await connection().send(arguments)
     }
 
@@ -74,6 +79,7 @@ public final class RedisClient: Sendable {
         guard !commands.isEmpty, commands.allSatisfy({ !$0.isEmpty }) else {
             throw RedisError(.invalidArgument, "a pipeline needs at least one command, each with its name")
         }
+        if let cluster { return try await cluster.pipeline(commands) }
         return await connection().pipeline(commands)
     }
 
@@ -91,13 +97,14 @@ public final class RedisClient: Sendable {
     /// How many commands this client has sent so far, on every connection including pub/sub
     /// (connection set-up not included). Storm reports use it to count round trips.
     package var commandsSent: Int {
-        connections.reduce(subscriber.connection.commandsAccepted) { $0 + $1.commandsAccepted }
+        connections.reduce(subscriber.connection.commandsAccepted + (cluster?.commandsAccepted ?? 0)) { $0 + $1.commandsAccepted }
     }
 
     /// Closes every connection and ends every subscription. Commands sent afterwards fail
     /// with ``RedisError/Code/clientClosed``.
     public func shutdown() async {
         for connection in connections { await connection.close() }
+        await cluster?.close()
         await subscriber.close()
     }
 }

@@ -11,9 +11,11 @@ struct MutexObservabilityTests {
             // The mutex's time moves when the test says; Redis's is moved along with it.
             let clock = ManualClock()
             let mutex = RedisMutex.onClock(clock, client: client, keyPrefix: uniquePrefix(), metricsFactory: metrics)
-            try await mutex.withLock("a", options: .init(leaseDuration: .seconds(3))) { lease in
-                // 3.3 s under a 3 s lease, renewed every second.
-                for step in [Duration.seconds(1), .seconds(1), .seconds(1), .milliseconds(300)] {
+            // Long enough that the real time a loaded machine takes between steps does not
+            // expire the lock in Redis on its own.
+            try await mutex.withLock("a", options: .init(leaseDuration: .seconds(30))) { lease in
+                // 33 s under a 30 s lease, renewed every 10 s.
+                for step in [Duration.seconds(10), .seconds(10), .seconds(10), .seconds(3)] {
                     await clock.waitForSleepers(1)  // the watchdog waits for its next renewal
                     try Task.checkCancellation()
                     try await age(client, mutex.keyPrefix + "{a}", by: step)

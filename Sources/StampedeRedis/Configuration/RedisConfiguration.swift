@@ -37,8 +37,12 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Where the server listens.
+    /// Where the server listens; in a cluster, the first node asked for the cluster's
+    /// layout.
     public var endpoint: Endpoint
+    /// For a Redis Cluster: more nodes to ask for the cluster's layout when ``endpoint``
+    /// does not answer. `nil` for a standalone server. Default: `nil`.
+    public var clusterSeeds: [Endpoint]?
     /// The ACL user for `AUTH`; `nil` authenticates as the default user. Default: `nil`.
     public var username: String?
     /// The password for `AUTH`; `nil` sends no `AUTH`. Never printed. Default: `nil`.
@@ -105,6 +109,35 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         if username != nil && password == nil {
             throw RedisError(.invalidArgument, "a user name needs a password")
         }
+        if isCluster {
+            guard database == 0 else {
+                throw RedisError(.invalidArgument, "a Redis Cluster has only database 0, got database \(database)")
+            }
+            for seed in [endpoint] + (clusterSeeds ?? []) {
+                guard case .tcp(let host, let port) = seed, !host.isEmpty, (1...65535).contains(port) else {
+                    throw RedisError(.invalidArgument, "a cluster node must be a TCP host and port, got \(seed)")
+                }
+            }
+        }
+    }
+
+    /// Whether the client talks to a Redis Cluster.
+    public var isCluster: Bool { clusterSeeds != nil }
+
+    /// A configuration for the Redis Cluster that `seeds` belong to: the client asks them,
+    /// in turn, for the cluster's layout, then talks to every master.
+    public static func cluster(seeds: [Endpoint]) -> RedisConfiguration {
+        var configuration = RedisConfiguration(endpoint: seeds.first ?? .tcp(host: "", port: 0))
+        configuration.clusterSeeds = Array(seeds.dropFirst())
+        return configuration
+    }
+
+    /// This configuration, talking to one node of its cluster.
+    func node(_ address: ClusterNodeAddress) -> RedisConfiguration {
+        var configuration = self
+        configuration.endpoint = .tcp(host: address.host, port: address.port)
+        configuration.clusterSeeds = nil
+        return configuration
     }
 
     /// The configuration with the password hidden.
