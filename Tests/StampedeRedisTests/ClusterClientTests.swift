@@ -118,3 +118,118 @@ struct ClusterClientTests {
         }
     }
 }
+
+/// A master of a real cluster killed under traffic: its replica takes over, and the client
+/// follows without a restart.
+@Suite("Cluster client across a failover", .serialized, .timeLimit(.minutes(3)))
+struct ClusterFailoverTests {
+    @Test("kill -9 of a master: errors are typed and end with the failover; then every key answers again")
+    func masterKilled() async throws {
+        let cluster = try await RedisCluster.start(masters: 3, replicasPerMaster: 1)
+        defer { cluster.stop() }
+        var configuration = RedisConfiguration.cluster(seeds: cluster.nodes.compactMap { $0.port.map { .tcp(host: "127.0.0.1", port: $0) } })
+        configuration.commandTimeout = .seconds(2)
+        configuration.reconnectBackoff = .init(initial: .milliseconds(20), maximum: .milliseconds(200))
+        try await withClient(configuration) { client in
+            let keys = (0..<300).map { "key:\($0)" }
+            for key in keys { try await client.send("SET", RedisArgument(key), "before") }
+            let topology = try ClusterTopology(shardsReply: try await client.send("CLUSTER", "SHARDS"))
+            let victim = try #require(topology.masters.first)
+            let victimKeys = keys.filter { topology.master(for: HashSlot(key: $0)) == victim }
+            let node = try #require(cluster.nodes.first { $0.port == victim.port })
+
+            let observed = Observed()
+            let traffic = Task { [victimKeys] in
+                await withTaskGroup(of: Void.self) { group in
+                    for worker in 0..<4 {
+                        group.addTask {
+                            var index = worker
+                            while !observed.stopped {
+                                let key = victimKeys[index % victimKeys.count]
+                                index += 4
+                                do {
+                                    _ = try await client.send("GET", RedisArgument(key))
+                                } catch {
+                                    observed.record(error)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            node.kill()
+            // The replica is promoted once the others agree the master is gone.
+            #expect(await eventually(within: .seconds(30)) {
+                guard let shards = try? await client.send("CLUSTER", "SHARDS"),
+                      let now = try? ClusterTopology(shardsReply: shards)
+                else { return false }
+                return now.coversEverySlot && !now.masters.contains(victim)
+            })
+            // The client finds the new master by itself: a write to each of the victim's keys.
+            #expect(await eventually(within: .seconds(30)) {
+                (try? await client.send("SET", RedisArgument(victimKeys[0]), "after")) != nil
+            })
+            observed.recovered()
+            for key in victimKeys { try await client.send("SET", RedisArgument(key), "after") }
+            observed.stop()
+            await traffic.value
+            let seen = observed.outcome
+            #expect(seen.errors.isSubset(of: ["connectionLost", "connectionRefused", "timeout", "serverError", "connectTimeout"]), "\(seen.errors)")
+            #expect(!seen.errors.isEmpty, "the kill was seen")
+            #expect(seen.errorsAfterRecovery == 0)
+            for key in keys {
+                let expected = victimKeys.contains(key) ? "after" : "before"
+                #expect(try await client.send("GET", RedisArgument(key)).string == expected)
+            }
+        }
+    }
+}
+
+extension ClusterFailoverTests {
+    @Test("CLUSTER FAILOVER: the client follows the promoted replica, and a script it never ran there is sent with EVAL")
+    func gracefulFailoverAndScripts() async throws {
+        let cluster = try await RedisCluster.start(masters: 3, replicasPerMaster: 1)
+        defer { cluster.stop() }
+        var configuration = RedisConfiguration.cluster(seeds: cluster.nodes.compactMap { $0.port.map { .tcp(host: "127.0.0.1", port: $0) } })
+        configuration.commandTimeout = .seconds(2)
+        try await withClient(configuration) { client in
+            let script = RedisScript("return redis.call('INCR', KEYS[1])")
+            let key: RedisArgument = "{failover}:counter"
+            #expect(try await client.run(script, keys: [key]) == .integer(1))
+            let topology = try ClusterTopology(shardsReply: try await client.send("CLUSTER", "SHARDS"))
+            let shard = try #require(topology.shards.first { $0.master == topology.master(for: HashSlot(key: key)) })
+            let replica = try #require(shard.replicas.first)
+            try await withClient(RedisConfiguration(url: "redis://\(replica)")) { promoted in
+                // A manual failover waits for the replica to catch up with its master first.
+                try await promoted.send("CLUSTER", "FAILOVER")
+                #expect(await eventually(within: .seconds(10)) {
+                    (try? await promoted.send("ROLE"))?.array?.first?.string == "master"
+                })
+            }
+            // The old master answers MOVED; the new one never saw the script (NOSCRIPT, then EVAL).
+            #expect(try await client.run(script, keys: [key]) == .integer(2))
+            // Its view of the layout settles on the new master once the nodes agree.
+            #expect(await eventually {
+                await client.cluster?.refreshTopology()
+                return client.cluster?.topology.master(for: HashSlot(key: key)) == replica
+            })
+        }
+    }
+}
+
+/// What the traffic of a failover test saw.
+private final class Observed: Sendable {
+    private let state = Mutex<(errors: Set<String>, errorsAfterRecovery: Int, recovered: Bool, stopped: Bool)>(([], 0, false, false))
+
+    var stopped: Bool { state.withLock { $0.stopped } }
+    var outcome: (errors: Set<String>, errorsAfterRecovery: Int) { state.withLock { ($0.errors, $0.errorsAfterRecovery) } }
+    func stop() { state.withLock { $0.stopped = true } }
+    func recovered() { state.withLock { $0.recovered = true } }
+
+    func record(_ error: any Error) {
+        state.withLock { state in
+            state.errors.insert((error as? RedisError).map { "\($0.code)" } ?? "\(error)")
+            if state.recovered { state.errorsAfterRecovery += 1 }
+        }
+    }
+}
