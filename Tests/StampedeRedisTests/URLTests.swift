@@ -26,6 +26,17 @@ struct URLTests {
         #expect(unix.database == 4)
     }
 
+    @Test("a cluster URL names its seed nodes, credentials once for all")
+    func readsAClusterURL() throws {
+        let cluster = try RedisConfiguration(url: "redis+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+        #expect(cluster.isCluster)
+        #expect(cluster.endpoint == .tcp(host: "10.0.0.1", port: 7000))
+        #expect(cluster.clusterSeeds == [.tcp(host: "10.0.0.2", port: 6379), .tcp(host: "::1", port: 7002)])
+        #expect(cluster.username == "app" && cluster.password == "s@cret")
+        #expect(try RedisConfiguration(url: "redis+cluster://one:7000/0").clusterSeeds == [])
+        #expect(try !RedisConfiguration(url: "redis://one:7000").isCluster)
+    }
+
     @Test(arguments: [
         ("localhost:6379", "expected redis://"),
         ("http://localhost", "unknown scheme"),
@@ -44,6 +55,10 @@ struct URLTests {
         ("redis://localhost?timeout=1", "query"),
         ("unix://relative.sock", "absolute"),
         ("unix:///tmp/r.sock?db=x", "db=N"),
+        ("redis+cluster://a:7000,:7001", "host is missing"),
+        ("redis+cluster://a:7000,", "host is missing"),
+        ("redis+cluster://a:7000,b:0", "port"),
+        ("redis+cluster://a:7000/2", "only database 0"),
     ])
     func rejectsAMalformedURLWithAClearMessage(url: String, mentions: String) {
         do {

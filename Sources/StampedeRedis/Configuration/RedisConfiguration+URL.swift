@@ -5,6 +5,8 @@ extension RedisConfiguration {
     /// - `redis://[[user]:password@]host[:port][/db]` (port 6379 and database 0 by default;
     ///   `[::1]` for IPv6; user and password may be percent-encoded)
     /// - `unix:///path/to/redis.sock[?db=N]`
+    /// - `redis+cluster://[[user]:password@]host:port[,host:port...]` for a Redis Cluster: the
+    ///   nodes asked for its layout (see ``clusterSeeds``); no database
     ///
     /// - Throws: ``RedisError`` with code ``RedisError/Code/invalidURL`` saying which part is
     ///   wrong; the message never repeats the password.
@@ -19,17 +21,19 @@ extension RedisConfiguration {
         let rest = String(url[schemeEnd.upperBound...])
         switch scheme {
         case "redis":
-            self = try Self.parseTCP(rest, invalid: invalid)
+            self = try Self.parseTCP(rest, cluster: false, invalid: invalid)
+        case "redis+cluster":
+            self = try Self.parseTCP(rest, cluster: true, invalid: invalid)
         case "unix":
             self = try Self.parseUnix(rest, invalid: invalid)
         case "rediss":
             throw invalid("TLS (rediss://) is not supported; use redis:// or unix://")
         default:
-            throw invalid("unknown scheme '\(scheme)'; expected redis:// or unix://")
+            throw invalid("unknown scheme '\(scheme)'; expected redis://, redis+cluster:// or unix://")
         }
     }
 
-    private static func parseTCP(_ rest: String, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
+    private static func parseTCP(_ rest: String, cluster: Bool, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
         guard !rest.contains("?"), !rest.contains("#") else { throw invalid("query and fragment are not supported") }
         var authority = Substring(rest)
         var path: Substring = ""
@@ -50,6 +54,23 @@ extension RedisConfiguration {
             password = try decodePercent(userinfo[userinfo.index(after: colon)...], invalid: invalid)
             if password!.isEmpty { throw invalid("the password is empty") }
         }
+        var endpoints: [Endpoint] = []
+        for node in cluster ? authority.split(separator: ",", omittingEmptySubsequences: false) : [authority] {
+            endpoints.append(try parseHostAndPort(node, invalid: invalid))
+        }
+        var database = 0
+        if !path.isEmpty {
+            guard let value = Int(path), value >= 0 else { throw invalid("the database must be a non-negative number") }
+            guard !cluster || value == 0 else { throw invalid("a Redis Cluster has only database 0") }
+            database = value
+        }
+        var configuration = RedisConfiguration(endpoint: endpoints[0], username: username, password: password, database: database)
+        if cluster { configuration.clusterSeeds = Array(endpoints.dropFirst()) }
+        return configuration
+    }
+
+    /// `host[:port]`, with `[...]` around an IPv6 host; port 6379 when none is given.
+    private static func parseHostAndPort(_ authority: Substring, invalid: (String) -> RedisError) throws(RedisError) -> Endpoint {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
@@ -74,13 +95,7 @@ extension RedisConfiguration {
             }
             port = value
         }
-        var database = 0
-        if !path.isEmpty {
-            guard let value = Int(path), value >= 0 else { throw invalid("the database must be a non-negative number") }
-            database = value
-        }
-        return RedisConfiguration(
-            endpoint: .tcp(host: String(host), port: port), username: username, password: password, database: database)
+        return .tcp(host: String(host), port: port)
     }
 
     private static func parseUnix(_ rest: String, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
