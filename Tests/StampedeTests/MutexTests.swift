@@ -56,6 +56,22 @@ struct MutexTests {
         }
     }
 
+    @Test("the fence keeps growing when its key is lost, as a failover that lost the last acquisitions would lose it")
+    func fencesNeverGoBackwards() async throws {
+        try await withSharedClient { client, _ in
+            let mutex = mutex(client)
+            let first = try await mutex.withLock("failover") { $0.fence }
+            let second = try await mutex.withLock("failover") { $0.fence }
+            #expect(second > first)
+            try await client.send("DEL", RedisArgument(mutex.keys(for: "failover").fence))
+            let afterLoss = try await mutex.withLock("failover") { $0.fence }
+            #expect(afterLoss > second, "\(afterLoss) after \(second)")
+            // Even set back by hand, the next fence is above the clock's microseconds.
+            try await client.send("SET", RedisArgument(mutex.keys(for: "failover").fence), "5")
+            #expect(try await mutex.withLock("failover") { $0.fence } > afterLoss)
+        }
+    }
+
     @Test func aHolderThatRunsThreeLeasesKeepsTheLock() async throws {
         try await withSharedClient { client, _ in
             // The mutex's time moves when the test says; Redis's is moved along with it.

@@ -8,26 +8,31 @@ enum LockScripts {
     /// KEYS: lock, fence. ARGV: token, lease ms.
     /// Returns `{1, fence}` when acquired, `{0, pttl}` when held by someone else.
     ///
-    /// Everything it could fail on is checked before it writes, so that it never leaves the
-    /// lock taken without handing out a fence: a lock without expiry was not set by an
-    /// acquire (every one of ours expires) and is taken over; a fence that is not a number
-    /// of ours (another type, not digits, 2^53 or more, which Lua's numbers do not hold
-    /// exactly) is replaced by Redis's clock in microseconds, above any count an earlier
-    /// fence of the lock reached.
+    /// Each acquisition sets the fence to `max(old + 1, Redis's clock in microseconds)`: it
+    /// grows with every acquisition, and after a failover that lost the last increments, or
+    /// a fence that expired or was deleted, it never comes back at a value an earlier holder
+    /// already had. Everything it could fail on is checked before it writes, so that it never
+    /// leaves the lock taken without handing out a fence: a lock without expiry was not set
+    /// by an acquire (every one of ours expires) and is taken over; a fence that is not a
+    /// number of ours (another type, not digits, 2^53 or more, which Lua's numbers do not
+    /// hold exactly) is replaced.
     static let acquire = RedisScript("""
-        local fence = redis.pcall('GET', KEYS[2])
-        local foreignFence = fence and (type(fence) ~= 'string' or #fence > 16 or not string.match(fence, '^%d+$')
-          or tonumber(fence) >= 9007199254740992)
+        local old = redis.pcall('GET', KEYS[2])
+        if type(old) ~= 'string' or #old > 16 or not string.match(old, '^%d+$') or tonumber(old) >= 9007199254740992 then
+          old = nil
+        end
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
           local ttl = redis.call('PTTL', KEYS[1])
           if ttl >= 0 then return {0, ttl} end
           redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
         end
-        if foreignFence then
-          local t = redis.call('TIME')
-          redis.call('SET', KEYS[2], string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-        end
-        return {1, redis.call('INCR', KEYS[2])}
+        local t = redis.call('TIME')
+        local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        if old and tonumber(old) >= fence then fence = tonumber(old) + 1 end
+        -- As text: Lua would write a number this large in exponent notation. An expiry
+        -- someone gave the fence stays, as INCR would keep it.
+        redis.call('SET', KEYS[2], string.format('%d', fence), 'KEEPTTL')
+        return {1, fence}
         """)
 
     /// After an acquire whose reply was lost: is the lock ours, and with which fence?

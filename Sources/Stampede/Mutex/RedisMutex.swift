@@ -11,8 +11,10 @@ import StampedeRedis
 /// }
 /// ```
 ///
-/// - Acquiring is one `SET lock token NX PX lease` with an `INCR` of the lock's fence in the
-///   same script, so each acquisition gets a growing ``FencingToken``.
+/// - Acquiring is one `SET lock token NX PX lease` and a bump of the lock's fence in the
+///   same script, so each acquisition gets a growing ``FencingToken``: the larger of the last
+///   one plus one and Redis's clock in microseconds, so that it keeps growing after a
+///   failover that lost the last acquisitions.
 /// - While the body runs a watchdog renews the lease every third of
 ///   ``LockOptions/leaseDuration``, only if the lock still holds this acquisition's token.
 ///   If the holder process dies, the lock frees itself when the lease runs out.
