@@ -9,9 +9,7 @@ import Testing
 @Suite("Cluster client", .serialized, .timeLimit(.minutes(3)))
 struct ClusterClientTests {
     func clusterClient(_ cluster: RedisCluster) -> RedisConfiguration {
-        var configuration = RedisConfiguration.cluster(seeds: cluster.nodes.compactMap { $0.port.map { .tcp(host: "127.0.0.1", port: $0) } })
-        configuration.commandTimeout = .seconds(5)
-        return configuration
+        cluster.clientConfiguration(commandTimeout: .seconds(5))
     }
 
     @Test("keys in every part of the slot space are written and read back; pipelines and scripts go to their keys' node")
@@ -72,7 +70,10 @@ struct ClusterClientTests {
                 }
                 return round
             }
-            let newMaster = try await migrate(HashSlot(key: "{moving}"), in: cluster)
+            let newMaster = try await cluster.whileMigrating(HashSlot(key: "{moving}")) { _, _, target, migration in
+                try await migration.finish()
+                return target
+            }
             // A little more traffic after the move, then stop.
             try await client.send("INCR", "{moving}:0")
             stop.store(true, ordering: .relaxed)
@@ -86,37 +87,6 @@ struct ClusterClientTests {
             #expect(total >= (rounds - 1) * keys.count && total <= rounds * keys.count, "\(total) increments in \(rounds) rounds")
         }
     }
-
-    /// Moves `slot` from its master to another, key by key, as `redis-cli --cluster reshard`
-    /// does: importing and migrating states, `MIGRATE` in batches, then the new owner.
-    /// Returns the slot's new master.
-    func migrate(_ slot: HashSlot, in cluster: RedisCluster) async throws -> ClusterNodeAddress {
-        try await withClient(RedisConfiguration(url: cluster.nodes[0].url)) { seed in
-            let topology = try ClusterTopology(shardsReply: try await seed.send("CLUSTER", "SHARDS"))
-            let source = try #require(topology.master(for: slot))
-            let target = try #require(topology.masters.first { $0 != source })
-            try await withClient(RedisConfiguration(url: "redis://\(source)")) { from in
-                try await withClient(RedisConfiguration(url: "redis://\(target)")) { to in
-                    let sourceID = try #require(try await from.send("CLUSTER", "MYID").string)
-                    let targetID = try #require(try await to.send("CLUSTER", "MYID").string)
-                    try await to.send("CLUSTER", "SETSLOT", RedisArgument(slot.value), "IMPORTING", RedisArgument(sourceID))
-                    try await from.send("CLUSTER", "SETSLOT", RedisArgument(slot.value), "MIGRATING", RedisArgument(targetID))
-                    while true {
-                        let batch = try #require(try await from.send("CLUSTER", "GETKEYSINSLOT", RedisArgument(slot.value), "10").array)
-                        if batch.isEmpty { break }
-                        try await from.send(["MIGRATE", RedisArgument(target.host), RedisArgument(target.port), "", "0", "5000", "KEYS"]
-                                            + batch.compactMap { $0.bytes.map { RedisArgument(bytes: $0) } })
-                    }
-                    for master in topology.masters {
-                        try await withClient(RedisConfiguration(url: "redis://\(master)")) { node in
-                            try await node.send("CLUSTER", "SETSLOT", RedisArgument(slot.value), "NODE", RedisArgument(targetID))
-                        }
-                    }
-                }
-            }
-            return target
-        }
-    }
 }
 
 /// A master of a real cluster killed under traffic: its replica takes over, and the client
@@ -127,10 +97,7 @@ struct ClusterFailoverTests {
     func masterKilled() async throws {
         let cluster = try await RedisCluster.start(masters: 3, replicasPerMaster: 1)
         defer { cluster.stop() }
-        var configuration = RedisConfiguration.cluster(seeds: cluster.nodes.compactMap { $0.port.map { .tcp(host: "127.0.0.1", port: $0) } })
-        configuration.commandTimeout = .seconds(2)
-        configuration.reconnectBackoff = .init(initial: .milliseconds(20), maximum: .milliseconds(200))
-        try await withClient(configuration) { client in
+        try await withClient(cluster.clientConfiguration()) { client in
             let keys = (0..<300).map { "key:\($0)" }
             for key in keys { try await client.send("SET", RedisArgument(key), "before") }
             let topology = try ClusterTopology(shardsReply: try await client.send("CLUSTER", "SHARDS"))
@@ -190,9 +157,7 @@ extension ClusterFailoverTests {
     func gracefulFailoverAndScripts() async throws {
         let cluster = try await RedisCluster.start(masters: 3, replicasPerMaster: 1)
         defer { cluster.stop() }
-        var configuration = RedisConfiguration.cluster(seeds: cluster.nodes.compactMap { $0.port.map { .tcp(host: "127.0.0.1", port: $0) } })
-        configuration.commandTimeout = .seconds(2)
-        try await withClient(configuration) { client in
+        try await withClient(cluster.clientConfiguration()) { client in
             let script = RedisScript("return redis.call('INCR', KEYS[1])")
             let key: RedisArgument = "{failover}:counter"
             #expect(try await client.run(script, keys: [key]) == .integer(1))

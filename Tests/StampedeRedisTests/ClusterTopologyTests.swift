@@ -59,31 +59,18 @@ struct ClusterTopologyTests {
     func migratingSlot() async throws {
         let cluster = try await RedisCluster.start(masters: 3)
         defer { cluster.stop() }
-        try await withClient(RedisConfiguration(url: cluster.nodes[0].url)) { seed in
-            let topology = try ClusterTopology(shardsReply: try await seed.send("CLUSTER", "SHARDS"))
-            let key = "{moving}"
-            let slot = HashSlot(key: key)
-            let source = try #require(topology.master(for: slot))
-            let target = try #require(topology.masters.first { $0 != source })
-            try await withClient(RedisConfiguration(url: "redis://\(source)")) { from in
-                try await withClient(RedisConfiguration(url: "redis://\(target)")) { to in
-                    let sourceID = try #require(try await from.send("CLUSTER", "MYID").string)
-                    let targetID = try #require(try await to.send("CLUSTER", "MYID").string)
-                    try await from.send("SET", "{moving}:here", "1")
-                    try await to.send("CLUSTER", "SETSLOT", RedisArgument(slot.value), "IMPORTING", RedisArgument(sourceID))
-                    try await from.send("CLUSTER", "SETSLOT", RedisArgument(slot.value), "MIGRATING", RedisArgument(targetID))
-
-                    let missing = await redisError { try await from.send("GET", "{moving}:absent") }
-                    #expect(ClusterReply(errorMessage: missing?.message ?? "") == .ask(slot, target), "\(String(describing: missing))")
-                    let script = await redisError {
-                        try await from.send("EVAL", "return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])", "3",
-                                            "{moving}:here", "{moving}:a", "{moving}:b")
-                    }
-                    #expect(ClusterReply(errorMessage: script?.message ?? "") == .retryLater, "\(String(describing: script))")
-                    // A key still on the source is served there.
-                    #expect(try await from.send("GET", "{moving}:here").string == "1")
-                }
+        let slot = HashSlot(key: "{moving}")
+        try await withClient(cluster.clientConfiguration()) { try await $0.send("SET", "{moving}:here", "1") }
+        try await cluster.whileMigrating(slot) { from, _, target, _ async throws in
+            let missing = await redisError { _ = try await from.send("GET", "{moving}:absent") }
+            #expect(ClusterReply(errorMessage: missing?.message ?? "") == .ask(slot, target), "\(String(describing: missing))")
+            let script = await redisError {
+                _ = try await from.send("EVAL", "return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])", "3",
+                                    "{moving}:here", "{moving}:a", "{moving}:b")
             }
+            #expect(ClusterReply(errorMessage: script?.message ?? "") == .retryLater, "\(String(describing: script))")
+            // A key still on the source is served there.
+            #expect(try await from.send("GET", "{moving}:here").string == "1")
         }
     }
 

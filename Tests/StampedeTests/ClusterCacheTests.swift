@@ -7,12 +7,8 @@ import Testing
 /// The cache on a real 3-master cluster, through the cluster client.
 @Suite("StampedeCache on a cluster", .serialized, .timeLimit(.minutes(3)))
 struct ClusterCacheTests {
-    /// A cluster configuration whose first seed (where its subscription connects) is `first`.
     func configuration(_ cluster: RedisCluster, first: Int = 0) -> RedisConfiguration {
-        let ports = cluster.nodes.compactMap(\.port)
-        var configuration = RedisConfiguration.cluster(seeds: (ports[first...] + ports[..<first]).map { .tcp(host: "127.0.0.1", port: $0) })
-        configuration.commandTimeout = .seconds(5)
-        return configuration
+        cluster.clientConfiguration(first: first, commandTimeout: .seconds(5))
     }
 
     @Test("concurrent callers of keys in every slot range cost the origin one call per key; hits and invalidations work")
