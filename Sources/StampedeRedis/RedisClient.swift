@@ -19,6 +19,11 @@ import Synchronization
 /// ``RedisConfiguration/commandTimeout`` for its reply.
 ///
 /// Task cancellation does not withdraw a command already queued: it completes or times out.
+///
+/// With a cluster configuration (``RedisConfiguration/cluster(seeds:)``, or a
+/// `redis+cluster://` URL) each command goes to the master of its keys' hash slot, and
+/// redirections and "try again" replies are followed within the command's timeout (see
+/// ``ClusterRoute``).
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     let logger: Logger
