@@ -51,7 +51,7 @@ struct ClusterRoutingTests {
         var topology = topology(here)
         var command = machine()
         let slot = HashSlot(key: "k")
-        #expect(command.resume(topology: topology, anyNode: nil) == .send(to: here, asking: false))
+        #expect(command.resume(topology: topology, anyNode: nil, at: start) == .send(to: here, asking: false))
         #expect(command.failed(with: RedisError(.serverError, "MOVED \(slot) \(there)"), at: start, topology: &topology)
             == .send(to: there, asking: false))
         #expect(topology.master(for: slot) == there)
@@ -102,6 +102,14 @@ struct ClusterRoutingTests {
         #expect(command.failed(with: RedisError(.serverError, "WRONGTYPE x"), at: start, topology: &topology)
             == .fail(RedisError(.serverError, "WRONGTYPE x")))
         var keyless = ClusterCommandMachine(route: .anyNode, deadline: start + .seconds(1))
-        #expect(keyless.resume(topology: ClusterTopology(shards: []), anyNode: nil) == .refreshTopology, "nothing known yet")
+        #expect(keyless.resume(topology: ClusterTopology(shards: []), anyNode: nil, at: start) == .refreshTopology, "nothing known yet")
+        // Past the deadline, nothing more is tried: the caller gets the error.
+        guard case .fail(let late) = keyless.resume(topology: ClusterTopology(shards: []), anyNode: nil, at: start + .seconds(2)) else {
+            Issue.record("a command past its deadline must not wait for another refresh")
+            return
+        }
+        #expect(late.code == .connectionRefused)
+        #expect(command.failed(with: RedisError(.connectionRefused, "refused"), at: start + .seconds(2), topology: &topology)
+            == .fail(RedisError(.connectionRefused, "refused")))
     }
 }

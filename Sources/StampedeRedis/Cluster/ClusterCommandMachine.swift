@@ -17,9 +17,9 @@ struct ClusterCommandMachine {
     enum Action: Equatable {
         /// Send to `node`, preceded by `ASKING` when `asking`.
         case send(to: ClusterNodeAddress, asking: Bool)
-        /// Pause this long, then send to the slot's master as then known (``resume(topology:)``).
+        /// Pause this long, then send to the slot's master as then known (``resume(topology:anyNode:at:)``).
         case pause(Duration)
-        /// Ask the cluster for its topology, then send (``resume(topology:)``).
+        /// Ask the cluster for its topology, then send (``resume(topology:anyNode:at:)``).
         case refreshTopology
         /// Give up with this error.
         case fail(RedisError)
@@ -44,16 +44,16 @@ struct ClusterCommandMachine {
         self.deadline = deadline
     }
 
-    /// Where to send first (or again, after a pause or a refresh): the master of the
-    /// route's slot, or `anyNode` for a command without keys.
-    mutating func resume(topology: ClusterTopology, anyNode: ClusterNodeAddress?) -> Action {
+    /// Where to send first (or again, after a pause or a refresh) at `now`: the master of
+    /// the route's slot, or `anyNode` for a command without keys.
+    mutating func resume(topology: ClusterTopology, anyNode: ClusterNodeAddress?, at now: ContinuousClock.Instant) -> Action {
         switch route {
         case .slot(let slot):
             if let master = topology.master(for: slot) { return .send(to: master, asking: false) }
         case .anyNode:
             if let anyNode { return .send(to: anyNode, asking: false) }
         }
-        return refreshOrFail(RedisError(.connectionRefused, "no node of the cluster is known to serve \(route)"))
+        return refreshOrFail(RedisError(.connectionRefused, "no node of the cluster is known to serve \(route)"), at: now)
     }
 
     /// The node answered `error` (or the connection to it failed with it) at `now`.
@@ -79,8 +79,7 @@ struct ClusterCommandMachine {
             }
         case .connectionRefused, .connectTimeout, .unknownHost:
             // Never sent: a failed-over master's address, most likely.
-            guard now < deadline else { return .fail(error) }
-            return refreshOrFail(error)
+            return refreshOrFail(error, at: now)
         default:
             return .fail(error)
         }
@@ -94,9 +93,10 @@ struct ClusterCommandMachine {
         return .send(to: node, asking: asking)
     }
 
-    private mutating func refreshOrFail(_ error: RedisError) -> Action {
+    /// Another look at the topology, while the deadline and the number of looks allow.
+    private mutating func refreshOrFail(_ error: RedisError, at now: ContinuousClock.Instant) -> Action {
         refreshes += 1
-        return refreshes <= Self.maximumRedirections ? .refreshTopology : .fail(error)
+        return refreshes <= Self.maximumRedirections && now < deadline ? .refreshTopology : .fail(error)
     }
 }
 

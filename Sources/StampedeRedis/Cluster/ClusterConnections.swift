@@ -87,7 +87,7 @@ final class ClusterConnections: Sendable {
         let clock = ContinuousClock()
         var machine = ClusterCommandMachine(route: route, deadline: clock.now + configuration.commandTimeout)
         if state.withLock({ $0.topology.shards.isEmpty }) { await refreshTopology() }
-        var action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode())
+        var action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode(), at: clock.now)
         while true {
             switch action {
             case .send(let node, let asking):
@@ -105,10 +105,10 @@ final class ClusterConnections: Sendable {
                 }
             case .pause(let pause):
                 try await Task.sleep(for: pause)
-                action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode())
+                action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode(), at: clock.now)
             case .refreshTopology:
                 await refreshTopology()
-                action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode())
+                action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode(), at: clock.now)
             case .fail(let error):
                 throw error
             }
