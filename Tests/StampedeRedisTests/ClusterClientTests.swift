@@ -198,3 +198,35 @@ private final class Observed: Sendable {
         }
     }
 }
+
+extension ClusterFailoverTests {
+    @Test("a subscription whose node dies moves to another node, says messages may have been missed, and hears the next ones")
+    func subscriptionMovesWhenItsNodeDies() async throws {
+        let cluster = try await RedisCluster.start(masters: 3, replicasPerMaster: 1)
+        defer { cluster.stop() }
+        // A replica first: killing it leaves every slot served.
+        let replicaIndex = try #require(cluster.nodes.indices.first { index in
+            (try? cluster.cli(["-p", "\(cluster.nodes[index].port ?? 0)", "role"]).output.hasPrefix("slave")) == true
+        })
+        try await withClient(cluster.clientConfiguration(first: replicaIndex)) { subscriber in
+            try await withClient(cluster.clientConfiguration(first: (replicaIndex + 1) % cluster.nodes.count)) { publisher in
+                try await subscriber.subscribe(to: ["news"]) { events in
+                    var iterator = events.makeAsyncIterator()
+                    _ = try await publisher.publish(Array("before".utf8), to: "news")
+                    #expect(try await iterator.next() == .message(.init(channel: "news", payload: Array("before".utf8))))
+                    cluster.nodes[replicaIndex].kill()
+                    // Published until one arrives through the subscription's new node.
+                    let publishing = Task {
+                        while !Task.isCancelled {
+                            _ = try? await publisher.publish(Array("after".utf8), to: "news")
+                            try? await Task.sleep(for: .milliseconds(50))
+                        }
+                    }
+                    defer { publishing.cancel() }
+                    #expect(try await iterator.next() == .messagesMayHaveBeenMissed)
+                    #expect(try await iterator.next() == .message(.init(channel: "news", payload: Array("after".utf8))))
+                }
+            }
+        }
+    }
+}

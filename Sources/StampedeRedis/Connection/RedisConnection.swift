@@ -39,10 +39,19 @@ final class RedisConnection: Sendable {
     private let connectTimeout: TimeAmount
     /// Guards the connection's phase and the commands not yet handed to a channel.
     private let state = Mutex(ConnectionStateMachine<Link>())
+    /// Where it connects: the configuration's endpoint, then, in turn after each failure or
+    /// loss, the cluster's other seeds (a cluster client's subscription moves to another node
+    /// when its node fails).
+    private let endpoints: [RedisConfiguration.Endpoint]
+    private let endpointTurn = Atomic<Int>(0)
+    private var endpoint: RedisConfiguration.Endpoint {
+        endpoints[endpointTurn.load(ordering: .relaxed) % endpoints.count]
+    }
     /// The pending retry after a failed connect, so that close() can cancel it.
     private let retryTask = Mutex<Scheduled<Void>?>(nil)
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, hooks: Hooks = Hooks()) {
+        self.endpoints = [configuration.endpoint] + (configuration.clusterSeeds ?? [])
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -100,7 +109,8 @@ final class RedisConnection: Sendable {
     // MARK: Connecting
 
     private func connect() {
-        logger.debug("connecting to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+        let endpoint = self.endpoint
+        logger.debug("connecting to Redis", metadata: ["redis.endpoint": "\(endpoint)"])
         let commandTimeout = self.commandTimeout
         let push = hooks.push
         let bootstrap = ClientBootstrap(group: eventLoop)
@@ -113,7 +123,7 @@ final class RedisConnection: Sendable {
                 }
             }
         let connecting: EventLoopFuture<any Channel>
-        switch configuration.endpoint {
+        switch endpoint {
         case .tcp(let host, let port):
             connecting = bootstrap.connect(host: host, port: port)
         case .unixSocket(let path):
@@ -136,7 +146,7 @@ final class RedisConnection: Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let link): self.connected(link)
-                case .failure(let error): self.connectFailed(RedisError.connectFailure(error, endpoint: self.configuration.endpoint))
+                case .failure(let error): self.connectFailed(RedisError.connectFailure(error, endpoint: endpoint))
                 }
             }
     }
@@ -189,7 +199,7 @@ final class RedisConnection: Sendable {
         case .closeLink:
             link.channel.close(promise: nil)
         case .flush(let bytes, let commands, let isReconnect):
-            logger.debug("connected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+            logger.debug("connected to Redis", metadata: ["redis.endpoint": "\(endpoint)"])
             if !commands.isEmpty {
                 link.handler.value.enqueue(commands)
                 link.channel.writeAndFlush(bytes, promise: nil)
@@ -204,9 +214,11 @@ final class RedisConnection: Sendable {
     private func connectFailed(_ error: RedisError) {
         guard let (failed, attempt) = state.withLock({ $0.connectFailed(error) }) else { return }
         for command in failed { command.target?.fail(error) }
+        let failedEndpoint = endpoint
+        endpointTurn.wrappingAdd(1, ordering: .relaxed)
         let delay = configuration.reconnectBackoff.delay(attempt: attempt)
         logger.debug("could not connect to Redis", metadata: [
-            "redis.endpoint": "\(configuration.endpoint)", "redis.error": "\(error.message)",
+            "redis.endpoint": "\(failedEndpoint)", "redis.error": "\(error.message)",
             "redis.retry_in": "\(delay)",
         ])
         let task = eventLoop.scheduleTask(in: TimeAmount(delay)) {
@@ -217,7 +229,8 @@ final class RedisConnection: Sendable {
 
     private func linkClosed(_ channel: any Channel) {
         guard state.withLock({ $0.linkClosed(isCurrent: { $0.channel === channel }) }) else { return }
-        logger.debug("lost the connection to Redis; reconnecting", metadata: ["redis.endpoint": "\(configuration.endpoint)"])
+        logger.debug("lost the connection to Redis; reconnecting", metadata: ["redis.endpoint": "\(endpoint)"])
+        if endpoints.count > 1 { endpointTurn.wrappingAdd(1, ordering: .relaxed) }
         connect()
     }
 
