@@ -4,9 +4,12 @@ import Synchronization
 /// arrival order, each resumed exactly once. Kept inside its owner's lock: the owner says,
 /// under that lock, whether what a task waits for has happened already.
 ///
-/// A waiter takes a ticket first (``enqueue()``), then parks under it (``park(_:ticket:ready:cancelled:)``).
-/// The two may be apart: a value handed to a ticket whose task has not parked yet is kept
-/// for it, so no wake-up is lost and arrival order holds.
+/// A waiter that needs no place in line before it suspends (a one-shot value, a signal)
+/// takes its place and parks in one step, under its owner's lock:
+/// ``wait(in:cancelled:park:leave:)``. One whose place must be kept from before it suspends
+/// (a lock's first-come-first-served turn) takes a ticket first (``enqueue()``), then parks
+/// under it (``park(_:ticket:ready:cancelled:)``): a value handed to a ticket whose task has
+/// not parked yet is kept for it, so no wake-up is lost and arrival order holds.
 ///
 /// ```swift
 /// let ticket = state.withLock { $0.waiters.enqueue() }
