@@ -94,6 +94,36 @@ public final class RedisClient: Sendable {
         try await send(arguments)
     }
 
+    /// The servers that hold this client's keys: its one server, or every master of its
+    /// cluster (asking the cluster for its layout first when none is known yet). For work
+    /// that concerns every server rather than one key: `SCAN`, `INFO`, `DBSIZE`.
+    ///
+    /// - Throws: ``RedisError`` when no node of a cluster answers with its layout.
+    public func masters() async throws -> [RedisConfiguration.Endpoint] {
+        guard let cluster else { return [configuration.endpoint] }
+        return try await cluster.masters().map { .tcp(host: $0.host, port: $0.port) }
+    }
+
+    /// Sends one command to `server`, one of ``masters()``, whatever keys it names: a
+    /// redirection is the caller's error, not followed.
+    ///
+    /// - Throws: ``RedisError/Code/invalidArgument`` when `server` is not one of this
+    ///   client's servers; otherwise as ``send(_:)-([RedisArgument])``.
+    @discardableResult
+    public func send(_ arguments: [RedisArgument], to server: RedisConfiguration.Endpoint) async throws -> RedisValue {
+        guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
+        guard let cluster else {
+            guard server == configuration.endpoint else {
+                throw RedisError(.invalidArgument, "\(server) is not this client's server (\(configuration.endpoint))")
+            }
+            return try await connection().send(arguments)
+        }
+        guard case .tcp(let host, let port) = server else {
+            throw RedisError(.invalidArgument, "a cluster node is a TCP host and port, got \(server)")
+        }
+        return try await cluster.send(arguments, toNode: ClusterNodeAddress(host: host, port: port))
+    }
+
     /// The connection for the next command, in turn.
     func connection() -> RedisConnection {
         connections.count == 1 ? connections[0] : connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]

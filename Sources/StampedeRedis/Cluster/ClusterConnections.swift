@@ -50,9 +50,10 @@ final class ClusterConnections: Sendable {
         return connection
     }
 
-    /// Sends one command where it belongs, following redirections.
-    func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
-        let route = try ClusterRoute(command: arguments)
+    /// Sends one command where it belongs (or where `route` says, for a command without keys
+    /// that belongs to a key's node), following redirections.
+    func send(_ arguments: [RedisArgument], route: ClusterRoute? = nil) async throws -> RedisValue {
+        let route = try route ?? ClusterRoute(command: arguments)
         return try await run(route) { connection, asking in
             if asking {
                 let replies = await connection.pipeline([["ASKING"], arguments])
@@ -60,6 +61,24 @@ final class ClusterConnections: Sendable {
             }
             return try await connection.send(arguments)
         }
+    }
+
+    /// The masters as known, asking for the topology first when none is known.
+    func masters() async throws(RedisError) -> [ClusterNodeAddress] {
+        if topology.shards.isEmpty { await refreshTopology() }
+        let masters = topology.masters
+        guard !masters.isEmpty else {
+            throw RedisError(.connectionRefused, "no node of the cluster answered with its layout (asked: \(nodesToAsk.map(\.description).joined(separator: ", ")))")
+        }
+        return masters
+    }
+
+    /// Sends one command to `node`, a master as known, without following redirections.
+    func send(_ arguments: [RedisArgument], toNode node: ClusterNodeAddress) async throws -> RedisValue {
+        guard topology.masters.contains(node) else {
+            throw RedisError(.invalidArgument, "\(node) is not a master of the cluster as known (\(topology.masters.map(\.description).joined(separator: ", ")))")
+        }
+        return try await connection(to: node).send(arguments)
     }
 
     /// Sends commands back to back to the node of their keys. A command that a node
