@@ -84,14 +84,14 @@ struct Reliability: AsyncParsableCommand {
 
         if checks.contains(.invalidation) {
             try await ServerChoice.run(url: redis) { server in
-                Interruption.shared.stopOnInterrupt(server.throwaway)
+                Interruption.shared.stopOnInterrupt(server.throwawayServers)
                 let check = InvalidationCheck(
                     processes: processes, tasks: tasks, keys: keys, duration: duration, loadMs: loadMs,
                     writeIntervalMs: writeIntervalMs, nearCache: nearCache, seed: seed,
                     namespace: ReliabilityKeys.namespace(run: run, check: .invalidation))
                 results.invalidation = try await withClient(of: server, run: run) { try await check.run(on: server, client: $0) }
             }
-            Interruption.shared.stopOnInterrupt(nil)
+            Interruption.shared.stopOnInterrupt([])
             say("")
             say(results.invalidation!.table)
         }
@@ -99,13 +99,13 @@ struct Reliability: AsyncParsableCommand {
             if results.invalidation != nil { say("") }
             let why = redis == nil ? "Outage check" : "The outage check kills and restarts its Redis, so not the --redis one"
             try await ServerChoice.run(url: nil, whyThrowaway: why) { server in
-                Interruption.shared.stopOnInterrupt(server.throwaway)
+                Interruption.shared.stopOnInterrupt(server.throwawayServers)
                 let check = OutageCheck(
                     processes: processes, tasks: tasks, keys: keys, outageSeconds: outageSeconds, loadMs: outageLoadMs,
                     seed: seed, namespace: ReliabilityKeys.namespace(run: run, check: .outage))
                 results.outage = try await check.run(on: server.throwaway!)
             }
-            Interruption.shared.stopOnInterrupt(nil)
+            Interruption.shared.stopOnInterrupt([])
             say("")
             say(results.outage!.table)
         }
@@ -123,7 +123,7 @@ struct Reliability: AsyncParsableCommand {
         of server: ServerChoice, run: String, _ body: (RedisClient) async throws -> Result
     ) async throws -> Result {
         let client = try RedisClient(configuration: server.configuration)
-        if server.throwaway == nil {
+        if !server.isThrowaway {
             Interruption.shared.onInterrupt(deleteKeys: {
                 (try? await Keyspace.delete(matching: ReliabilityKeys.pattern(run: run), client)) != nil
             }, named: "the run's keys", under: ReliabilityKeys.prefix)

@@ -2,24 +2,39 @@ import EmbeddedRedis
 import Foundation
 import StampedeRedis
 
-/// The Redis a command runs against: the user's (`--redis URL`) or a throwaway one.
+/// The Redis a command runs against: the user's (`--redis URL`), a throwaway server, or a
+/// throwaway cluster.
 struct ServerChoice {
     let configuration: RedisConfiguration
     /// The URL to hand to worker processes.
     let url: String
-    /// The throwaway server, stopped at the end; `nil` when the user gave a URL.
+    /// The throwaway server, stopped at the end; `nil` when the user gave a URL or a
+    /// throwaway cluster runs.
     let throwaway: RedisServer?
+    /// The throwaway cluster, stopped at the end.
+    var throwawayCluster: RedisCluster? = nil
+
+    var isThrowaway: Bool { throwaway != nil || throwawayCluster != nil }
+    /// What an interrupt stops.
+    var throwawayServers: [RedisServer] { throwawayCluster?.nodes ?? throwaway.map { [$0] } ?? [] }
 
     /// Runs `body` against the user's Redis or a throwaway one (stopped afterwards). Every
     /// failure to start or reach Redis becomes one clear line and a non-zero exit.
-    /// `whyThrowaway` opens the line that announces a throwaway server.
+    /// `whyThrowaway` opens the line that announces a throwaway server. With
+    /// `clusterMasters` and no URL, a throwaway cluster of that many masters runs instead.
     static func run<Result>(
-        url: String?, whyThrowaway: String = "No --redis given", _ body: (ServerChoice) async throws -> Result
+        url: String?, clusterMasters: Int? = nil, whyThrowaway: String = "No --redis given",
+        _ body: (ServerChoice) async throws -> Result
     ) async throws -> Result {
         let server: ServerChoice
         do {
             if let url {
                 server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil)
+            } else if let clusterMasters {
+                let started = try await RedisCluster.start(masters: clusterMasters)
+                let url = "redis+cluster://" + started.nodes.compactMap { $0.port.map { "127.0.0.1:\($0)" } }.joined(separator: ",")
+                say("--cluster \(clusterMasters): started a throwaway Redis Cluster of \(clusterMasters) masters at \(url) (stopped at the end).")
+                server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil, throwawayCluster: started)
             } else {
                 let started = try await RedisServer.start()
                 say("\(whyThrowaway): started a throwaway redis-server at \(started.url) (stopped at the end).")
@@ -28,9 +43,12 @@ struct ServerChoice {
         } catch let error as RedisError {
             throw ToolError(error.message)
         } catch {
-            throw ToolError("could not start a throwaway redis-server: \(error)")
+            throw ToolError("could not start a throwaway \(clusterMasters == nil ? "redis-server" : "Redis Cluster"): \(error)")
         }
-        defer { server.throwaway?.stop() }
+        defer {
+            server.throwaway?.stop()
+            server.throwawayCluster?.stop()
+        }
         do {
             return try await body(server)
         } catch let error as RedisError {

@@ -11,7 +11,7 @@ final class Interruption: Sendable {
 
     private struct State {
         var workers: Set<pid_t> = []
-        var server: RedisServer?
+        var servers: [RedisServer] = []
         /// Deletes the storm's keys; `false` when it could not.
         var deleteKeys: (@Sendable () async -> Bool)?
         /// What the keys are called, and the prefix they live under, for the last line.
@@ -35,7 +35,7 @@ final class Interruption: Sendable {
 
     func register(_ worker: pid_t) { state.withLock { _ = $0.workers.insert(worker) } }
     func unregister(_ worker: pid_t) { state.withLock { _ = $0.workers.remove(worker) } }
-    func stopOnInterrupt(_ server: RedisServer?) { state.withLock { $0.server = server } }
+    func stopOnInterrupt(_ servers: [RedisServer]) { state.withLock { $0.servers = servers } }
     func onInterrupt(
         deleteKeys: (@Sendable () async -> Bool)?, named name: String = "the storm's keys", under prefix: String = StormKeys.prefix
     ) {
@@ -52,10 +52,10 @@ final class Interruption: Sendable {
 
     private func interrupt(by signalNumber: Int32) {
         // A second signal (SIGTERM after SIGINT, say) leaves the clean-up to the first.
-        guard let (workers, server, deleteKeys, keysName, keysPrefix) = state.withLock({ state -> (Set<pid_t>, RedisServer?, (@Sendable () async -> Bool)?, String, String)? in
+        guard let (workers, servers, deleteKeys, keysName, keysPrefix) = state.withLock({ state -> (Set<pid_t>, [RedisServer], (@Sendable () async -> Bool)?, String, String)? in
             if state.interrupted { return nil }
             state.interrupted = true
-            return (state.workers, state.server, state.deleteKeys, state.keysName, state.keysPrefix)
+            return (state.workers, state.servers, state.deleteKeys, state.keysName, state.keysPrefix)
         }) else { return }
         for worker in workers { kill(worker, SIGKILL) }
         // Gone before the keys are deleted, so that no late write of theirs lands after.
@@ -73,9 +73,9 @@ final class Interruption: Sendable {
             let inTime = done.wait(timeout: .now() + 5) == .success
             undone.append(inTime && deleted.withLock { $0 } ? "deleted \(keysName)" : "could not delete \(keysName) (they are under '\(keysPrefix)')")
         }
-        if let server {
-            server.stop()
-            undone.append("stopped the throwaway redis-server")
+        if !servers.isEmpty {
+            for server in servers { server.stop() }
+            undone.append(servers.count == 1 ? "stopped the throwaway redis-server" : "stopped the throwaway cluster's \(servers.count) redis-servers")
         }
         try? FileHandle.standardError.write(contentsOf: Data("\nstampede: interrupted; \(undone.joined(separator: ", ")).\n".utf8))
         exit(128 + signalNumber)

@@ -35,6 +35,10 @@ struct RunReport: Encodable, Sendable {
     var handoffMs: Percentiles?
     var violations: Int?
     var errorSamples: [String]?
+    /// In a cluster: the commands each master ran (the workers' bookkeeping included).
+    var commandsPerNode: [String: Int]?
+    /// In a cluster: the `PUBLISH` messages the masters sent each other over the cluster bus.
+    var clusterBusPublishMessages: Int?
     /// Every caller's latency, for the chart; not written to `--json`.
     var latency = LatencyHistogram()
 
@@ -47,6 +51,7 @@ struct RunReport: Encodable, Sendable {
         case redisCommands = "redis_commands", clientCommands = "client_commands"
         case opsPerSec = "ops_per_sec", wallMs = "wall_ms"
         case handoffMs = "handoff_ms", violations, errorSamples = "error_samples"
+        case commandsPerNode = "commands_per_node", clusterBusPublishMessages = "cluster_bus_publish_messages"
     }
 
     /// The report of a run from its parameters, what its workers saw, and Redis's counts.

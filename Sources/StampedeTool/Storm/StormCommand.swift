@@ -22,14 +22,20 @@ struct Storm: AsyncParsableCommand {
             commands are Redis's own count (INFO commandstats, including commands run by scripts) \
             less the storm's bookkeeping; on a shared Redis, other clients' commands count too.
 
-            Without --redis, starts a throwaway redis-server and stops it at the end. With --redis, \
-            writes keys under 'stampede:storm:' only and deletes them after each run; it refuses a \
-            database that holds other keys unless given --allow-other-keys.
+            Without --redis, starts a throwaway redis-server (or with --cluster N, a throwaway \
+            Redis Cluster of N masters) and stops it at the end. With --redis, writes keys under \
+            'stampede:storm:' only and deletes them after each run; it refuses a database that holds \
+            other keys unless given --allow-other-keys. On a cluster (a redis+cluster:// URL, or \
+            --cluster), keys spread over the hash slots; commands are counted and keys deleted on \
+            every master, and a second table shows the commands per master and the PUBLISH \
+            messages sent over the cluster bus.
             """
     )
 
-    @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path). Default: a throwaway server.")
+    @Option(help: "Redis URL (redis://[user:password@]host:port/db, unix:///path, or redis+cluster://host:port[,host:port...]). Default: a throwaway server.")
     var redis: String?
+    @Option(help: "Without --redis: start a throwaway Redis Cluster of this many masters (at least 3) instead of one server.")
+    var cluster: Int?
     @Option(help: "miss, stale, hit, hot-hit, lock, or all.")
     var scenario: OneOrAll<Scenario> = .all
     @Option(help: "naive, local, stampede, or all (side by side).")
@@ -58,6 +64,10 @@ struct Storm: AsyncParsableCommand {
     var allowOtherKeys = false
 
     func validate() throws {
+        if let cluster {
+            guard redis == nil else { throw ValidationError("--cluster starts a throwaway cluster; it cannot be used with --redis (give a redis+cluster:// URL instead)") }
+            guard (3...16).contains(cluster) else { throw ValidationError("--cluster must be within 3...16 masters") }
+        }
         guard (1...64).contains(processes) else { throw ValidationError("--processes must be within 1...64") }
         guard (1...10_000).contains(tasks) else { throw ValidationError("--tasks must be within 1...10000") }
         if let keys, !(1...100_000).contains(keys) { throw ValidationError("--keys must be within 1...100000") }
@@ -82,8 +92,8 @@ struct Storm: AsyncParsableCommand {
             processes: processes, tasks: tasks, keys: keys, loadMs: loadMs, duration: duration, holdMs: holdMs,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
             run: String(UInt32.random(in: 0...UInt32.max), radix: 36))
-        try await ServerChoice.run(url: redis) { server in
-            Interruption.shared.stopOnInterrupt(server.throwaway)
+        try await ServerChoice.run(url: redis, clusterMasters: cluster) { server in
+            Interruption.shared.stopOnInterrupt(server.throwawayServers)
             let client = try RedisClient(configuration: server.configuration)
             do {
                 try await storm(parameters, on: server, client: client)
@@ -101,7 +111,7 @@ struct Storm: AsyncParsableCommand {
     private func storm(_ parameters: StormParameters, on server: ServerChoice, client: RedisClient) async throws {
         let version = try await client.send("INFO", "server").string?
             .split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }?.dropFirst(14) ?? "?"
-        if server.throwaway == nil {
+        if !server.isThrowaway {
             if !allowOtherKeys, let foreign = try await Keyspace.firstForeignKey(client) {
                 throw ToolError("""
                     the database at \(server.configuration.endpoint) holds keys other than the storm's (for example \

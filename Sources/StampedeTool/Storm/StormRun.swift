@@ -38,9 +38,7 @@ struct StormRun {
         progress.show("\(scenario.rawValue) / \(strategy.rawValue): filling \(keys) key\(keys == 1 ? "" : "s")")
         try await prefill(keys: keys)
         let expiry = StormKeys.expiryMilliseconds(durationMs: Int(parameters.duration * 1000), loadMs: parameters.loadMs)
-        for result in try await client.pipeline(StormKeys.counters(namespace).map { ["SET", RedisArgument($0), "0", "PX", RedisArgument(expiry)] }) {
-            _ = try result.get()
-        }
+        try await sendAll(StormKeys.counters(namespace).map { ["SET", RedisArgument($0), "0", "PX", RedisArgument(expiry)] })
 
         progress.show("\(scenario.rawValue) / \(strategy.rawValue): starting \(parameters.processes) workers")
         // The URL (which may hold a password) goes by environment, not on a command line.
@@ -57,6 +55,7 @@ struct StormRun {
 
         // Redis counts every command it runs; the storm's own are taken away below.
         let before = try await Keyspace.commandsProcessed(client)
+        let busBefore = try await Keyspace.clusterBusPublishMessages(client)
         let startAt = monotonicNanoseconds() + 100_000_000
         fleet.send(.go(startAt: startAt))
         let expected = scenario.isWave ? Double(parameters.loadMs) / 1000 : parameters.duration
@@ -72,16 +71,27 @@ struct StormRun {
         let reports = try await fleet.results(within: .seconds(expected + 60) + policy.waitTimeout)
         ticker.cancel()
         let after = try await Keyspace.commandsProcessed(client)
+        let busAfter = try await Keyspace.clusterBusPublishMessages(client)
         let originCalls = try await client.send("GET", RedisArgument(StormKeys.originCounter(namespace))).int ?? 0
         await fleet.finish()
         try await Keyspace.delete(matching: "*\(namespace):*", client)
 
-        // Less the first INFO (Redis counts a command once it has run) and the workers'
+        // Less the first counts' own commands on each server (Redis counts a command once it
+        // has run: the first INFO, and in a cluster the first CLUSTER INFO) and the workers'
         // bookkeeping (the origin's counter, the lock scenario's checks).
+        let ownCommands = busBefore == nil ? 1 : 2
+        let perServer = after.reduce(into: [String: Int]()) { counts, entry in
+            counts[entry.key] = max(0, entry.value - (before[entry.key] ?? entry.value) - ownCommands)
+        }
         let bookkeeping = reports.reduce(0) { $0 + $1.bookkeepingCommands }
-        return RunReport(
+        var report = RunReport(
             parameters: parameters, scenario: scenario, strategy: strategy, repeat: `repeat`, workers: reports,
-            originCalls: originCalls, redisCommands: max(0, after - before - 1 - bookkeeping))
+            originCalls: originCalls, redisCommands: max(0, perServer.values.reduce(0, +) - bookkeeping))
+        if let busBefore, let busAfter {
+            report.commandsPerNode = perServer
+            report.clusterBusPublishMessages = busAfter - busBefore
+        }
+        return report
     }
 
     /// Values the scenario starts from: none (miss), stale ones, or fresh ones.
@@ -114,10 +124,19 @@ struct StormRun {
                 let commands = names[batch..<min(names.count, batch + 256)].map { name -> [RedisArgument] in
                     ["SET", RedisArgument(StormKeys.aside(namespace, name)), RedisArgument(value(name)), "PX", RedisArgument(asideExpiryMs)]
                 }
-                for result in try await client.pipeline(commands) { _ = try result.get() }
+                try await sendAll(commands)
             }
         }
         // Stale: let the values pass their time to live (cache-aside's expire outright).
         if scenario == .stale { try await Task.sleep(for: .milliseconds(60)) }
+    }
+
+    /// Sends `commands` side by side (the client pipelines them on its connections; in a
+    /// cluster each goes to the node of its key).
+    private func sendAll(_ commands: [[RedisArgument]]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for command in commands { group.addTask { try await client.send(command) } }
+            try await group.waitForAll()
+        }
     }
 }

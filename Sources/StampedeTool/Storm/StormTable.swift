@@ -61,6 +61,26 @@ enum StormTable {
             let cells = columns.map { column in column.format(median(runs.map(column.value))) }
             lines.append("| \(strategy.rawValue) | " + cells.joined(separator: " | ") + " |")
         }
+        if let perNode = nodeTable(reports: reports) { lines += ["", perNode] }
+        return lines.joined(separator: "\n")
+    }
+
+    /// In a cluster: the commands each master ran and the `PUBLISH` messages sent over the
+    /// cluster bus, per strategy (medians over the repeats).
+    static func nodeTable(reports: [RunReport]) -> String? {
+        let nodes = Set(reports.flatMap { $0.commandsPerNode.map { Array($0.keys) } ?? [] }).sorted()
+        guard !nodes.isEmpty else { return nil }
+        var lines = ["Commands per cluster master (the workers' bookkeeping included) and PUBLISH messages over the cluster bus", ""]
+        lines.append("| strategy | " + nodes.joined(separator: " | ") + " | bus PUBLISH messages | per origin call |")
+        lines.append("|---|" + String(repeating: "---:|", count: nodes.count + 2))
+        for strategy in Strategy.allCases {
+            let runs = reports.filter { $0.strategy == strategy && $0.commandsPerNode != nil }
+            guard !runs.isEmpty else { continue }
+            let counts = nodes.map { node in String(Int(median(runs.map { Double($0.commandsPerNode?[node] ?? 0) }).rounded())) }
+            let bus = median(runs.map { Double($0.clusterBusPublishMessages ?? 0) })
+            let perCall = median(runs.map { $0.originCalls == 0 ? 0 : Double($0.clusterBusPublishMessages ?? 0) / Double($0.originCalls) })
+            lines.append("| \(strategy.rawValue) | " + counts.joined(separator: " | ") + " | \(Int(bus.rounded())) | " + String(format: "%.1f", perCall) + " |")
+        }
         return lines.joined(separator: "\n")
     }
 
