@@ -173,17 +173,32 @@ public final class RedisMutex: Sendable {
     }
 
     /// Stores `value` at `key` unless a write with a newer fencing token reached `key` first;
-    /// the highest token seen is kept at `key:fence`. This is the storage-side check that makes
-    /// a stale holder's late write harmless.
+    /// the highest token seen is kept beside it (``fenceKey(ofStored:)``). This is the
+    /// storage-side check that makes a stale holder's late write harmless.
     ///
     /// - Returns: `true` when written, `false` when rejected as coming from an older holder.
+    /// - Throws: ``StampedeError/Code/invalidArgument`` for a key with a `}` outside a hash
+    ///   tag (its fence could not share its hash slot), ``StampedeError/Code/redisUnavailable``.
     public func setIfFenceIsNewest(_ value: [UInt8], at key: String, fence: FencingToken) async throws -> Bool {
+        let fenceKey = try Self.fenceKey(ofStored: key)
         let reply = try await StampedeError.fromRedis {
             try await client.run(
-                LockScripts.fencedSet, keys: [RedisArgument(key), RedisArgument(key + ":fence")],
+                LockScripts.fencedSet, keys: [RedisArgument(key), RedisArgument(fenceKey)],
                 arguments: [RedisArgument(bytes: value), RedisArgument(fence.value)])
         }
         return reply.int == 1
+    }
+
+    /// Where ``setIfFenceIsNewest(_:at:fence:)`` keeps the newest token written to `key`: in
+    /// `key`'s hash slot, so that one script may use both on a Redis Cluster. `key:fence`
+    /// when `key` has a hash tag (`{order:7}:total` → `{order:7}:total:fence`), else
+    /// `{key}:fence` (`invoice:7` → `{invoice:7}:fence`).
+    package static func fenceKey(ofStored key: String) throws(StampedeError) -> String {
+        if HashSlot.hasHashTag(key) { return key + ":fence" }
+        guard !key.contains("}") else {
+            throw StampedeError(.invalidArgument, "key '\(key)' has a '}' outside a hash tag, so no fence key can share its hash slot; give it a hash tag such as {\(String(key.filter { $0 != "}" }))}")
+        }
+        return "{" + key + "}:fence"
     }
 }
 

@@ -33,6 +33,12 @@ public struct HashSlot: Hashable, Comparable, Sendable, CustomStringConvertible 
     public static func < (lhs: HashSlot, rhs: HashSlot) -> Bool { lhs.value < rhs.value }
     public var description: String { "\(value)" }
 
+    /// Whether `key` has a hash tag: a non-empty part between its first `{` and the first `}`
+    /// after it.
+    public static func hasHashTag(_ key: String) -> Bool {
+        hashedPart(of: key.utf8).count != key.utf8.count
+    }
+
     /// The bytes of `key` that decide its slot: its hash tag, or all of it.
     static func hashedPart<Key: Collection<UInt8>>(of key: Key) -> Key.SubSequence {
         guard let open = key.firstIndex(of: UInt8(ascii: "{")) else { return key[...] }
