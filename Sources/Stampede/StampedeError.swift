@@ -24,7 +24,8 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let invalidArgument = Code(base: .invalidArgument)
         /// The task tree already holds this lock: locks are not reentrant.
         public static let reentrantLock = Code(base: .reentrantLock)
-        /// Redlock could not lock a majority of its masters within the validity time.
+        /// Redlock could not lock a majority of its masters within the validity time, or fewer
+        /// replicas than ``LockOptions/replicaAcknowledgement`` asks for acknowledged a lock.
         public static let noQuorum = Code(base: .noQuorum)
         /// A cache key was empty or longer than ``StampedeCache/maximumKeyLength``.
         public static let invalidKey = Code(base: .invalidKey)

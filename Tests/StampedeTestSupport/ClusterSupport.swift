@@ -65,3 +65,19 @@ public struct SlotMigration: Sendable {
         }
     }
 }
+
+extension RedisCluster {
+    /// The node serving as master at `address`.
+    public func node(at address: ClusterNodeAddress) -> RedisServer? {
+        nodes.first { $0.port == address.port }
+    }
+
+    /// A replica of the master at `address`, as its `ROLE` says.
+    public func replica(of address: ClusterNodeAddress) throws -> RedisServer? {
+        try nodes.first { node in
+            guard let port = node.port, port != address.port else { return false }
+            let role = try cli(["-p", "\(port)", "role"]).output.split(separator: "\n")
+            return role.first == "slave" && role.count > 2 && Int(role[2]) == address.port
+        }
+    }
+}

@@ -77,6 +77,20 @@ public func eventually(within limit: Duration = .seconds(10), _ condition: () as
     return await condition()
 }
 
+/// Runs `body` until it returns instead of throwing, every 50 ms, for at most `limit`;
+/// then throws its last error.
+@discardableResult
+public func eventuallyValue<T>(within limit: Duration = .seconds(10), _ body: () async throws -> T) async throws -> T {
+    let deadline = ContinuousClock.now + limit
+    while true {
+        do {
+            return try await body()
+        } catch where ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
 /// Whether this system has `/proc`, where the process tests find and inspect the processes
 /// a run started (Linux); elsewhere those tests are turned off.
 public let hasProcFileSystem = FileManager.default.fileExists(atPath: "/proc/self/stat")

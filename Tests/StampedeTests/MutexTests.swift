@@ -256,3 +256,43 @@ func stampedeError(_ body: () async throws -> Void) async -> StampedeError? {
         return nil
     }
 }
+
+extension MutexTests {
+    @Test("with replica acknowledgement on one server: granted once the replica holds the lock, on any of the client's connections; refused while the replica is paused")
+    func replicaAcknowledgementOnOneServer() async throws {
+        try await withPrivateServer { master in
+            let port = try #require(master.port)
+            try await withClient(RedisConfiguration(url: master.url)) { client in
+                try await client.send("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+            }
+            let replica = try await RedisServer.start(.init(extraArguments: ["--replicaof", "127.0.0.1", "\(port)"]))
+            defer { replica.stop() }
+            var configuration = try RedisConfiguration(url: master.url)
+            configuration.connectionCount = 4
+            try await withClient(configuration) { client in
+                // After a full sync, a master streams writes to its replica only once the
+                // replica's first acknowledgement came (within a second).
+                let write = RedisScript("return redis.call('SET', KEYS[1], '1')")
+                #expect(await eventually(within: .seconds(10)) {
+                    (try? await client.run(write, keys: [RedisArgument(uniquePrefix())], waitingForReplicas: 1, timeout: .milliseconds(100)))?.acknowledged == 1
+                })
+                let mutex = mutex(client)
+                let options = LockOptions(replicaAcknowledgement: .init(replicas: 1, timeout: .milliseconds(300)))
+                // Several at once, so that acquisitions go out on every connection.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<8 {
+                        group.addTask { _ = try await mutex.withLock("report-\(index)", options: options) { $0.fence } }
+                    }
+                    try await group.waitForAll()
+                }
+                replica.pause()
+                defer { replica.resume() }
+                let refused = await #expect(throws: StampedeError.self) {
+                    try await mutex.withLock("report-0", options: options) { _ in }
+                }
+                #expect(refused?.code == .noQuorum)
+                #expect(await eventually(within: .seconds(5)) { (try? await mutex.tryLock("report-0") { _ in true }) == true })
+            }
+        }
+    }
+}

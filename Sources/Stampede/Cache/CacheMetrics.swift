@@ -32,6 +32,9 @@ struct CacheMetrics: Sendable {
     /// Lookups that found foreign or unreadable data under a key's names and replaced it: an
     /// entry (a miss), a lock without expiry (taken over), a fence that is not a number.
     let corruptEntries: Counter
+    /// Leases that fewer replicas than ``StampedeCache/Configuration/replicaAcknowledgement``
+    /// asks for acknowledged in time.
+    let leasesUnacknowledged: Counter
     /// Time the loader took.
     let loadTime: Timer
 
@@ -52,6 +55,7 @@ struct CacheMetrics: Sendable {
         waitTimeouts = counter("wait_timeouts")
         notifications = counter("notifications")
         corruptEntries = counter("corrupt_entries")
+        leasesUnacknowledged = counter("leases_unacknowledged")
         loadTime = Timer(label: "stampede.cache.load", factory: factory)
     }
 }

@@ -42,11 +42,19 @@ public final class StampedeCache: Sendable {
         /// origin one call per key and time to live rather than one per lookup. They are
         /// dropped when Redis answers again. 0 keeps none. Default: 10,000.
         public var outageCapacity: Int
+        /// When set, each lease read waits until this many replicas of the key's master
+        /// acknowledged it, so that a failover right after a lease was taken does not let a
+        /// second process load the same key. A lease they do not acknowledge in time is kept
+        /// and its load goes ahead (the fence still rejects a second fill), counted in
+        /// `stampede.cache.leases_unacknowledged`. Default: `nil` (Redis's asynchronous
+        /// replication).
+        public var replicaAcknowledgement: ReplicaAcknowledgement?
 
         public init(
             namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
             codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20,
-            nearCache: NearCacheOptions? = nil, outageCapacity: Int = 10_000
+            nearCache: NearCacheOptions? = nil, outageCapacity: Int = 10_000,
+            replicaAcknowledgement: ReplicaAcknowledgement? = nil
         ) {
             self.namespace = namespace
             self.policy = policy
@@ -54,6 +62,17 @@ public final class StampedeCache: Sendable {
             self.maximumValueSize = maximumValueSize
             self.nearCache = nearCache
             self.outageCapacity = outageCapacity
+            self.replicaAcknowledgement = replicaAcknowledgement
+        }
+
+        /// The checks that do not depend on the lookup's policy.
+        func validate(commandTimeout: Duration) throws(StampedeError) {
+            if let replicaAcknowledgement {
+                try replicaAcknowledgement.validate()
+                guard replicaAcknowledgement.timeout < commandTimeout else {
+                    throw StampedeError(.invalidArgument, "replicaAcknowledgement.timeout (\(replicaAcknowledgement.timeout)) must be shorter than the client's command timeout (\(commandTimeout))")
+                }
+            }
         }
     }
 
@@ -80,9 +99,9 @@ public final class StampedeCache: Sendable {
 
     public let client: RedisClient
     public let configuration: Configuration
-    /// The configured policy's check, made once: a lookup that uses that policy (most do)
-    /// throws its error, if any, without checking it again.
-    let configuredPolicyCheck: Result<Void, StampedeError>
+    /// The configuration's check, made once: every lookup throws its error, if any (the
+    /// configured policy's only when the lookup uses it).
+    let configurationCheck: (policy: Result<Void, StampedeError>, rest: Result<Void, StampedeError>)
     let logger: Logger
     @usableFromInline let metrics: CacheMetrics
     let flights: SingleFlight<ExactKey, Found>
@@ -125,7 +144,9 @@ public final class StampedeCache: Sendable {
         self.client = client
         self.clock = clock
         self.configuration = configuration
-        self.configuredPolicyCheck = Result { () throws(StampedeError) in try configuration.policy.validate() }
+        self.configurationCheck = (
+            Result { () throws(StampedeError) in try configuration.policy.validate() },
+            Result { () throws(StampedeError) in try configuration.validate(commandTimeout: client.configuration.commandTimeout) })
         self.logger = logger
         let metrics = CacheMetrics(factory: metricsFactory)
         self.metrics = metrics
@@ -227,7 +248,8 @@ public final class StampedeCache: Sendable {
         _ key: String, policy: CachePolicy?, makeLoader: () -> @Sendable () async throws -> [UInt8]?
     ) async throws -> [UInt8]? {
         try Self.validate(key: key)
-        if let policy { try policy.validate() } else { try configuredPolicyCheck.get() }
+        try configurationCheck.rest.get()
+        if let policy { try policy.validate() } else { try configurationCheck.policy.get() }
         let policy = policy ?? configuration.policy
         if near != nil {
             // Entries are kept only while invalidations can reach them.

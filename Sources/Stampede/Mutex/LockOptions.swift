@@ -14,16 +14,23 @@ public struct LockOptions: Sendable {
     /// Called once when the lease is lost while the body runs, after the body was
     /// cancelled: the place for rollback and alerting. Default: `nil`.
     public var onLeaseLost: (@Sendable (LeaseLoss) async -> Void)?
+    /// When set, an acquisition counts only once this many replicas of the lock's master
+    /// acknowledged it, so that a failover right after it does not let a second holder in.
+    /// An acquisition they do not acknowledge in time is released and throws
+    /// ``StampedeError/Code/noQuorum``. Default: `nil` (Redis's asynchronous replication).
+    public var replicaAcknowledgement: ReplicaAcknowledgement?
 
     public init(
         leaseDuration: Duration = .seconds(10),
         maximumWait: Duration = .seconds(10),
         recheckInterval: Duration = .milliseconds(200),
+        replicaAcknowledgement: ReplicaAcknowledgement? = nil,
         onLeaseLost: (@Sendable (LeaseLoss) async -> Void)? = nil
     ) {
         self.leaseDuration = leaseDuration
         self.maximumWait = maximumWait
         self.recheckInterval = recheckInterval
+        self.replicaAcknowledgement = replicaAcknowledgement
         self.onLeaseLost = onLeaseLost
     }
 
@@ -37,5 +44,6 @@ public struct LockOptions: Sendable {
         guard recheckInterval > .zero else {
             throw StampedeError(.invalidArgument, "recheckInterval must be positive, got \(recheckInterval)")
         }
+        try replicaAcknowledgement?.validate()
     }
 }

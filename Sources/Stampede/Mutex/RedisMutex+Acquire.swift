@@ -62,8 +62,16 @@ extension RedisMutex {
         let arguments: [RedisArgument] = [RedisArgument(token), RedisArgument(options.leaseDuration.milliseconds)]
         let lockKeys: [RedisArgument] = [RedisArgument(keys.lock), RedisArgument(keys.fence)]
         let reply: RedisValue
+        var acknowledged: Int?
         do {
-            reply = try await client.run(LockScripts.acquire, keys: lockKeys, arguments: arguments)
+            if let wanted = options.replicaAcknowledgement {
+                (reply, acknowledged) = try await client.run(
+                    LockScripts.acquire, keys: lockKeys, arguments: arguments, waitingForReplicas: wanted.replicas, timeout: wanted.timeout)
+            } else {
+                reply = try await client.run(LockScripts.acquire, keys: lockKeys, arguments: arguments)
+            }
+        } catch let error as RedisError where error.code == .invalidArgument {
+            throw StampedeError(.invalidArgument, "could not acquire lock '\(name)': \(error.message)")
         } catch let error as RedisError where error.code == .timeout || error.code == .connectionLost {
             return try await resolveAmbiguous(name, keys: keys, token: token, options: options, cause: error)
         } catch let error as RedisError {
@@ -75,6 +83,10 @@ extension RedisMutex {
             throw StampedeError(.redisUnavailable, "unexpected reply to the acquire script: \(reply)")
         }
         if flag == 1 {
+            if let wanted = options.replicaAcknowledgement, let acknowledged, acknowledged < wanted.replicas {
+                releaseOrphan(keys: keys, token: token, leaseDuration: options.leaseDuration)
+                throw StampedeError(.noQuorum, "lock '\(name)' was granted, but \(acknowledged) of the \(wanted.replicas) replicas asked for acknowledged it within \(wanted.timeout); it was released")
+            }
             return .acquired(Lease(name: name, token: token, fence: FencingToken(number)))
         }
         // The script takes over a lock without expiry; 0 is a lock about to expire.
@@ -100,7 +112,8 @@ extension RedisMutex {
         }
     }
 
-    /// Best effort, in the background: deletes a lock that may hold `token`.
+    /// Best effort, in the background: deletes a lock that may hold `token` (an acquisition
+    /// whose reply was lost, or that its replicas did not acknowledge).
     private func releaseOrphan(keys: Keys, token: String, leaseDuration: Duration) {
         let client = self.client
         let logger = self.logger

@@ -10,6 +10,11 @@ import StampedeRedis
 /// drift (1% of the lease plus 2 ms). Otherwise the lock is released on every master and
 /// acquisition is retried after a random delay.
 ///
+/// Its clients must be **independent** masters: separate servers (or separate clusters)
+/// that share no data and fail over on their own. The masters of one Redis Cluster are not
+/// independent in that sense (a key lives on one of them), so Redlock over a cluster is one
+/// ``RedisMutex`` per cluster, each given a cluster client.
+///
 /// Redlock gives **no fencing token**: there is no single counter that every master agrees
 /// on. A holder that is paused past the validity time cannot be told apart from the next
 /// holder by the storage it writes to. Use ``RedisMutex`` (with its fencing tokens) where

@@ -42,4 +42,39 @@ extension RedisClient {
             return try await send(command)
         }
     }
+
+    /// Runs a script as ``run(_:keys:arguments:)`` does, then waits until `replicas` replicas
+    /// of the server that ran it have acknowledged its writes (`WAIT`), at most `timeout`.
+    /// The wait holds the connection it runs on: commands queued behind it on that
+    /// connection wait too.
+    ///
+    /// - Returns: the script's reply, and how many replicas acknowledged (fewer than
+    ///   `replicas` when `timeout` passed first).
+    /// - Throws: ``RedisError/Code/invalidArgument`` when `timeout` is not shorter than the
+    ///   command timeout; otherwise as ``run(_:keys:arguments:)``.
+    public func run(
+        _ script: RedisScript, keys: [RedisArgument] = [], arguments: [RedisArgument] = [],
+        waitingForReplicas replicas: Int, timeout: Duration
+    ) async throws -> (reply: RedisValue, acknowledged: Int) {
+        guard replicas >= 1, timeout > .zero, timeout < configuration.commandTimeout else {
+            throw RedisError(.invalidArgument, "waiting for replicas needs at least 1 replica and a timeout within 0...commandTimeout (\(configuration.commandTimeout)), got \(replicas) and \(timeout)")
+        }
+        let wait: [RedisArgument] = ["WAIT", RedisArgument(replicas), RedisArgument(max(1, Int(timeout / .milliseconds(1))))]
+        if let cluster {
+            // One connection per node: the WAIT follows the script on the connection that ran it.
+            let reply = try await run(script, keys: keys, arguments: arguments)
+            let route = keys.first.map { ClusterRoute.slot(HashSlot(key: $0)) } ?? .anyNode
+            return (reply, try await cluster.send(wait, route: route).int ?? 0)
+        }
+        // WAIT counts the writes of its own connection: both go on one.
+        let connection = connection()
+        var command: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count)] + keys + arguments
+        var replies = await connection.pipeline([command, wait])
+        if case .failure(let error) = replies[0], error.serverErrorPrefix == "NOSCRIPT" {
+            command[0] = "EVAL"
+            command[1] = RedisArgument(script.source)
+            replies = await connection.pipeline([command, wait])
+        }
+        return (try replies[0].get(), try replies[1].get().int ?? 0)
+    }
 }

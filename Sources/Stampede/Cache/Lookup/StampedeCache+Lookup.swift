@@ -33,10 +33,22 @@ extension StampedeCache {
                 let token = Lease.randomToken()
                 let sentAt = clock.now
                 let reply: CacheFormat.LeaseGetReply
+                let arguments = [RedisArgument(token), RedisArgument(policy.leaseDuration.milliseconds), RedisArgument("\(early)")]
                 do {
-                    reply = try CacheFormat.LeaseGetReply(try await client.run(
-                        CacheScripts.leaseGet, keys: keys.all,
-                        arguments: [RedisArgument(token), RedisArgument(policy.leaseDuration.milliseconds), RedisArgument("\(early)")]))
+                    if let wanted = configuration.replicaAcknowledgement {
+                        let (raw, acknowledged) = try await client.run(
+                            CacheScripts.leaseGet, keys: keys.all, arguments: arguments,
+                            waitingForReplicas: wanted.replicas, timeout: wanted.timeout)
+                        reply = try CacheFormat.LeaseGetReply(raw)
+                        if reply.role == .leader, acknowledged < wanted.replicas {
+                            metrics.leasesUnacknowledged.increment()
+                            logger.warning("a lease was taken but not acknowledged by enough replicas; loading anyway", metadata: [
+                                "stampede.key": "\(key)", "stampede.replicas": "\(acknowledged) of \(wanted.replicas)",
+                            ])
+                        }
+                    } else {
+                        reply = try CacheFormat.LeaseGetReply(try await client.run(CacheScripts.leaseGet, keys: keys.all, arguments: arguments))
+                    }
                 } catch let error as RedisError {
                     redisError = error
                     action = machine.redisFailed()
