@@ -250,7 +250,7 @@ struct ReliabilityTests {
         #expect(values.entry(for: ExactKey("a"), now: now + .seconds(1)) == nil)
         for key in ["b", "c", "d"] { values.keep(.init(bytes: nil, expires: now + .seconds(1)), for: ExactKey(key), from: values.startLoad()) }
         #expect(values.count == 2, "bounded")
-        values.redisAnswered()
+        values.redisAnswered(for: ExactKey("b"))
         #expect(values.count == 0)
         #expect(OutageValues(capacity: 0).entry(for: ExactKey("a"), now: now) == nil)
     }
@@ -260,13 +260,39 @@ struct ReliabilityTests {
         let values = OutageValues(capacity: 10)
         let now = ContinuousClock.now
         let early = values.startLoad()
-        values.redisAnswered()
+        values.redisAnswered(for: ExactKey("b"))
         values.keep(.init(bytes: [1], expires: now + .seconds(60)), for: ExactKey("a"), from: early)
         #expect(values.count == 0)
         let later = values.startLoad()
         values.keep(.init(bytes: [2], expires: now + .seconds(60)), for: ExactKey("a"), from: later)
         #expect(values.entry(for: ExactKey("a"), now: now)?.bytes == [2])
         values.remove(ExactKey("a"))
+        #expect(values.count == 0)
+    }
+
+    @Test("on a cluster, Redis answering for one hash slot gives up what was kept and is being loaded for that slot only")
+    func outageValuesPerSlot() {
+        let values = OutageValues(capacity: 10, onePart: false)
+        let now = ContinuousClock.now
+        values.keep(.init(bytes: [1], expires: now + .seconds(60)), for: ExactKey("a"), from: values.startLoad(part: 1))
+        values.keep(.init(bytes: [2], expires: now + .seconds(60)), for: ExactKey("b"), from: values.startLoad(part: 2))
+        let loadingC = values.startLoad(part: 2)
+        let loadingD = values.startLoad(part: 3)
+        // Another slot's master answers, again and again: slot 1's value stays.
+        for _ in 0..<5 { values.redisAnswered(for: ExactKey("x"), part: 4) }
+        #expect(values.entry(for: ExactKey("a"), now: now)?.bytes == [1])
+        // Slot 2 answers for another of its keys: its kept value and its load under way are given up.
+        values.redisAnswered(for: ExactKey("y"), part: 2)
+        #expect(values.entry(for: ExactKey("b"), now: now) == nil)
+        values.keep(.init(bytes: [3], expires: now + .seconds(60)), for: ExactKey("c"), from: loadingC)
+        #expect(values.entry(for: ExactKey("c"), now: now) == nil)
+        values.keep(.init(bytes: [4], expires: now + .seconds(60)), for: ExactKey("d"), from: loadingD)
+        #expect(values.entry(for: ExactKey("d"), now: now)?.bytes == [4])
+        #expect(values.entry(for: ExactKey("a"), now: now)?.bytes == [1])
+        // A failed load keeps nothing and holds nothing up.
+        values.abandon(values.startLoad(part: 1))
+        values.redisAnswered(for: ExactKey("a"), part: 1)
+        values.redisAnswered(for: ExactKey("d"), part: 3)
         #expect(values.count == 0)
     }
 

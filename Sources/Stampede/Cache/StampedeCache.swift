@@ -154,7 +154,7 @@ public final class StampedeCache: Sendable {
         self.near = near
         let flights = SingleFlight<ExactKey, Found>()
         self.flights = flights
-        self.outageValues = OutageValues(capacity: configuration.outageCapacity)
+        self.outageValues = OutageValues(capacity: configuration.outageCapacity, onePart: !client.configuration.isCluster)
         self.events = CacheEvents(
             client: client, channel: CacheFormat.channel(namespace: configuration.namespace), logger: logger, clock: clock,
             notifications: { metrics.notifications.increment() },

@@ -54,7 +54,7 @@ extension StampedeCache {
                     action = machine.redisFailed()
                     continue
                 }
-                outageValues.redisAnswered()
+                outageValues.redisAnswered(for: ExactKey(key), part: keyspacePart(of: key))
                 if !reply.repairs.isEmpty {
                     metrics.corruptEntries.increment()
                     logger.debug("found foreign or unreadable data under the key's names and replaced it", metadata: [
@@ -142,7 +142,7 @@ extension StampedeCache {
             redisClock.record(redisMilliseconds: Double(seconds) * 1000 + Double(microseconds) / 1000, sentAt: timeSentAt, receivedAt: .now)
             (fields, now) = (values, seconds * 1000 + microseconds / 1000)
         }
-        outageValues.redisAnswered()
+        outageValues.redisAnswered(for: ExactKey(key), part: keyspacePart(of: key))
         guard let entry = CacheFormat.entry(hashFields: fields),
               policy.freshness(of: entry, now: now, earlyRefreshDraw: earlyRefreshDraw) == .fresh
         else { return nil }
@@ -162,6 +162,12 @@ extension StampedeCache {
         if events.generation(of: key) != seen { near.remove(key) }
     }
 
+    /// The part of the keyspace whose answers give up the values kept for `key` during an
+    /// outage (``OutageValues``): its hash slot on a cluster, all of it on one server.
+    private func keyspacePart(of key: String) -> Int {
+        client.configuration.isCluster ? HashSlot(key: CacheFormat.Keys(namespace: configuration.namespace, key: key).entry).value : 0
+    }
+
     /// Redis could not be reached and the policy says to load without it: the value kept
     /// from an earlier load in the outage, else the loader's (kept for its time to live).
     private func loadWithoutRedis(_ key: String, policy: CachePolicy, load: Loader, cause: RedisError?) async throws -> Found {
@@ -173,8 +179,14 @@ extension StampedeCache {
             "stampede.key": "\(key)", "stampede.error": "\(cause.map { "\($0.code): \($0.message)" } ?? "unknown")",
         ])
         metrics.loads.increment()
-        let started = outageValues.startLoad()
-        let bytes = try await load()
+        let started = outageValues.startLoad(part: keyspacePart(of: key))
+        let bytes: [UInt8]?
+        do {
+            bytes = try await load()
+        } catch {
+            outageValues.abandon(started)
+            throw error
+        }
         let keptFor = bytes == nil ? policy.negativeTimeToLive : policy.timeToLive
         outageValues.keep(.init(bytes: bytes, expires: clock.now + keptFor), for: exactKey, from: started)
         return Found(bytes: bytes)
