@@ -8,7 +8,7 @@ import StampedeRedis
 struct Reliability: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reliability",
-        abstract: "Stale reads after invalidations, and origin calls during a Redis outage, across processes.",
+        abstract: "Stale reads after invalidations, origin calls during a Redis outage, and what callers see during a cluster failover, across processes.",
         discussion: """
             invalidation: --processes worker processes of --tasks readers read --keys keys back to \
             back for --duration seconds, each read through StampedeCache (time to live 60 s) with a \
@@ -25,6 +25,11 @@ struct Reliability: AsyncParsableCommand {
             readers stop. The origin calls during the outage are set beside one per process and key \
             per time to live.
 
+            failover: the same readers against a throwaway Redis Cluster of 3 masters with a \
+            replica each. After a second the master of the first key's slot is killed (kill -9); \
+            the failover lasts until the cluster serves every slot again without it. The table \
+            shows the reads' errors, the longest read, and the origin calls during the failover.
+
             Without --redis, starts a throwaway redis-server and stops it at the end. With --redis \
             (invalidation only: the outage check kills its server, so it always gets a throwaway \
             one), writes keys under '\(ReliabilityKeys.prefix)' only and deletes them afterwards. \
@@ -33,7 +38,7 @@ struct Reliability: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "invalidation, outage, or all.")
+    @Option(help: "invalidation, outage, failover, or all.")
     var check: OneOrAll<ReliabilityCheck> = .all
     @Option(help: "Worker processes.")
     var processes: Int = 4
@@ -61,8 +66,8 @@ struct Reliability: AsyncParsableCommand {
     var seed: UInt64?
 
     func validate() throws {
-        if redis != nil && check.values == [.outage] {
-            throw ValidationError("--redis cannot be used with --check outage: the outage check kills and restarts its Redis, so it runs only against a throwaway redis-server")
+        if redis != nil && !check.values.contains(.invalidation) {
+            throw ValidationError("--redis cannot be used with --check \(check.values.map(\.rawValue).joined(separator: ",")): the outage and failover checks kill servers, so they run only against throwaway ones")
         }
         guard (1...64).contains(processes) else { throw ValidationError("--processes must be within 1...64") }
         guard (1...10_000).contains(tasks) else { throw ValidationError("--tasks must be within 1...10000") }
@@ -109,6 +114,20 @@ struct Reliability: AsyncParsableCommand {
             say("")
             say(results.outage!.table)
         }
+        if checks.contains(.failover) {
+            if results.invalidation != nil || results.outage != nil { say("") }
+            let why = redis == nil ? "Failover check" : "The failover check kills a master, so not the --redis one"
+            try await ServerChoice.run(url: nil, clusterMasters: 3, replicasPerMaster: 1, whyThrowaway: why) { server in
+                Interruption.shared.stopOnInterrupt(server.throwawayServers)
+                let check = OutageCheck(
+                    processes: processes, tasks: tasks, keys: keys, outageSeconds: 0, loadMs: outageLoadMs,
+                    seed: seed, namespace: ReliabilityKeys.namespace(run: run, check: .failover))
+                results.failover = try await check.run(onFailoverOf: server.throwawayCluster!, url: server.url)
+            }
+            Interruption.shared.stopOnInterrupt([])
+            say("")
+            say(results.failover!.table)
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
@@ -146,13 +165,16 @@ struct Reliability: AsyncParsableCommand {
     private struct Results: Encodable {
         var invalidation: InvalidationResult?
         var outage: OutageResult?
+        var failover: OutageResult?
     }
 }
 
 /// What `stampede reliability` measures.
-enum ReliabilityCheck: String, ExpressibleByArgument, CaseIterable, Sendable {
+enum ReliabilityCheck: String, ExpressibleByArgument, CaseIterable, Sendable, Encodable {
     /// Reads that get an older version after an invalidation returned.
     case invalidation
     /// Origin calls while Redis is down.
     case outage
+    /// What callers see while a cluster master fails over.
+    case failover
 }

@@ -37,11 +37,11 @@ struct ReliabilityWorker: AsyncParsableCommand {
         }
         var configuration = try RedisConfiguration(url: url)
         configuration.reconnectBackoff = .init(initial: .milliseconds(10), maximum: .milliseconds(200))
-        if check == .outage { OutageReaders.configure(&configuration) }
+        if check != .invalidation { OutageReaders.configure(&configuration) }
         let client = try RedisClient(configuration: configuration)
         switch check {
         case .invalidation: try await checkInvalidation(client: client, coordinator: coordinator)
-        case .outage: try await checkOutage(client: client, coordinator: coordinator)
+        case .outage, .failover: try await checkOutage(client: client, coordinator: coordinator)
         }
         await client.shutdown()
     }
@@ -92,11 +92,11 @@ struct ReliabilityWorker: AsyncParsableCommand {
             readers.stop()
             return order
         }
-        let (reads, errors) = await readers.read(until: startAt + (durationMs + 20_000) * 1_000_000)
+        let (reads, errors, longest) = await readers.read(until: startAt + (durationMs + 20_000) * 1_000_000)
         guard case .stop(let downAt, let upAt)? = await stop.value else {
             throw ToolError("the coordinator did not say when Redis was down")
         }
-        say(WorkerMessage.result(readers.report(reads: reads, errors: errors, downAt: downAt, upAt: upAt)).line)
+        say(WorkerMessage.result(readers.report(reads: reads, errors: errors, longestNs: longest, downAt: downAt, upAt: upAt)).line)
 
         _ = await coordinator.next(within: Self.patience)
         await cache.shutdown()

@@ -21,9 +21,10 @@ struct ServerChoice {
     /// Runs `body` against the user's Redis or a throwaway one (stopped afterwards). Every
     /// failure to start or reach Redis becomes one clear line and a non-zero exit.
     /// `whyThrowaway` opens the line that announces a throwaway server. With
-    /// `clusterMasters` and no URL, a throwaway cluster of that many masters runs instead.
+    /// `clusterMasters` and no URL, a throwaway cluster of that many masters (with
+    /// `replicasPerMaster` replicas each) runs instead.
     static func run<Result>(
-        url: String?, clusterMasters: Int? = nil, whyThrowaway: String = "No --redis given",
+        url: String?, clusterMasters: Int? = nil, replicasPerMaster: Int = 0, whyThrowaway: String = "No --redis given",
         _ body: (ServerChoice) async throws -> Result
     ) async throws -> Result {
         let server: ServerChoice
@@ -31,9 +32,10 @@ struct ServerChoice {
             if let url {
                 server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil)
             } else if let clusterMasters {
-                let started = try await RedisCluster.start(masters: clusterMasters)
+                let started = try await RedisCluster.start(masters: clusterMasters, replicasPerMaster: replicasPerMaster)
                 let url = "redis+cluster://" + started.nodes.compactMap { $0.port.map { "127.0.0.1:\($0)" } }.joined(separator: ",")
-                say("--cluster \(clusterMasters): started a throwaway Redis Cluster of \(clusterMasters) masters at \(url) (stopped at the end).")
+                let replicas = replicasPerMaster == 0 ? "" : " with \(replicasPerMaster) replica\(replicasPerMaster == 1 ? "" : "s") each"
+                say("\(whyThrowaway): started a throwaway Redis Cluster of \(clusterMasters) masters\(replicas) at \(url) (stopped at the end).")
                 server = ServerChoice(configuration: try RedisConfiguration(url: url), url: url, throwaway: nil, throwawayCluster: started)
             } else {
                 let started = try await RedisServer.start()

@@ -2,6 +2,7 @@ import MetricsTestKit
 @_spi(Benchmarks) @testable import Stampede
 import StampedeRedis
 import StampedeTestSupport
+import Synchronization
 import Testing
 
 /// The cache on a real 3-master cluster, through the cluster client.
@@ -77,4 +78,74 @@ struct ClusterCacheTests {
             }
         }
     }
+
+    /// Redis answers multi-key commands of a slot halfway through its migration with
+    /// `TRYAGAIN` until the migration ends: the client retries them within the command
+    /// timeout, so a migration that moves its keys within that time costs callers nothing.
+    @Test("a slot migrated under lookups, fills and invalidations: no caller gets an error, none falls back to the origin")
+    func slotMigrationUnderLookups() async throws {
+        let cluster = try await RedisCluster.start(masters: 3)
+        defer { cluster.stop() }
+        try await withClient(configuration(cluster)) { client in
+            let namespace = uniquePrefix()
+            // Keys whose entries share one slot, so that the migration catches them midway.
+            let slot = HashSlot(key: CacheFormat.Keys(namespace: namespace, key: "k0").entry)
+            var found = ["k0"]
+            var candidate = 1
+            while found.count < 8 {
+                if HashSlot(key: CacheFormat.Keys(namespace: namespace, key: "k\(candidate)").entry) == slot { found.append("k\(candidate)") }
+                candidate += 1
+            }
+            let keys = found
+            // With .fail, a redirection that reached the cache would be an error, not a load.
+            let cache = StampedeCache(client: client, configuration: .init(namespace: namespace, policy: .init(
+                timeToLive: .milliseconds(50), earlyRefreshBeta: nil, whenRedisUnavailable: .fail)))
+            let stop = Tally()
+            let failures = Failures()
+            let lookups = Tally()
+            let traffic = Task { [keys] in
+                await withTaskGroup(of: Void.self) { group in
+                    for worker in 0..<4 {
+                        group.addTask {
+                            var index = worker
+                            while stop.count == 0 {
+                                let key = keys[index % keys.count]
+                                index += 1
+                                do {
+                                    if index % 5 == 0 { try await cache.invalidate(key) }
+                                    let value = try await fetch(cache, key) { "value of \(key)" }
+                                    if value != "value of \(key)" { failures.record("\(key): \(value)") }
+                                    lookups.add()
+                                } catch {
+                                    failures.record("\(key): \(error)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(await eventually { lookups.count > 100 })
+            try await cluster.whileMigrating(slot) { from, _, _, migration in
+                // Lookups meet the half-moved slot (ASK, TRYAGAIN) before its keys move.
+                #expect(await eventually {
+                    let errors = (try? await from.send("INFO", "errorstats").string) ?? ""
+                    return errors.contains("errorstat_ASK") || errors.contains("errorstat_TRYAGAIN")
+                })
+                try await migration.finish()
+            }
+            let after = lookups.count
+            #expect(await eventually { lookups.count > after + 100 })
+            stop.add()
+            await traffic.value
+            #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+            await cache.shutdown()
+        }
+    }
+}
+
+/// What callers running side by side saw go wrong.
+final class Failures: Sendable {
+    private let lines = Mutex<[String]>([])
+    func record(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
 }

@@ -4,15 +4,16 @@ import StampedeTestSupport
 import Testing
 
 /// `stampede reliability` end to end: the real executable, real worker processes, real
-/// redis-server processes (one killed and restarted).
+/// redis-server processes (one killed and restarted; a cluster master killed).
 @Suite("stampede reliability", .serialized)
 struct ReliabilityCommandTests {
-    @Test("both checks: a table each, and JSON with every field and counts that add up")
-    func bothChecks() async throws {
+    @Test("every check, the cluster failover too: a table each, and JSON with every field and counts that add up")
+    func everyCheckIncludingClusterFailover() async throws {
         let run = try WorkerProcess(["reliability", "--check", "all", "--duration", "1", "--processes", "2", "--tasks", "4", "--json"])
         #expect(await run.exitStatus(within: .seconds(180)) == 0, "\(run.errorOutput)")
         #expect(run.output.contains("Invalidation check: 1 s, a write every 10 ms, origin 5 ms"), "\(run.output)")
         #expect(run.output.contains { $0.hasPrefix("Outage check: Redis killed and restarted, time to live 1 s") }, "\(run.output)")
+        #expect(run.output.contains { $0.hasPrefix("Failover check: a master of a 3-master cluster (a replica each) killed") }, "\(run.output)")
         let result = try jsonObject(try #require(run.output.last { $0.hasPrefix("{") }, "\(run.output)"))
 
         let invalidation = try #require(result["invalidation"] as? [String: Any])
@@ -49,6 +50,17 @@ struct ReliabilityCommandTests {
         #expect(try #require(outage["reads"] as? Int) > 0)
         let outageSeconds = try #require(outage["outage_s"] as? Double)
         #expect(outage["bound"] as? Int == 2 * 8 * Int(outageSeconds.rounded(.up)))
+
+        // The failover: callers load locally while the killed master's slots have no master,
+        // keep what they loaded until that slot answers again, and see no error.
+        let failover = try #require(result["failover"] as? [String: Any])
+        #expect(failover["fault"] as? String == "failover")
+        for field in ["outage_s", "origin_calls_during", "bound", "reads", "errors", "longest_read_ms"] {
+            #expect(failover[field] != nil, "failover has no \(field)")
+        }
+        #expect(failover["errors"] as? Int == 0, "\(failover["error_samples"] ?? "")")
+        #expect(try #require(failover["origin_calls_during"] as? Int) <= (failover["bound"] as? Int ?? 0))
+        #expect(try #require(failover["longest_read_ms"] as? Double) > 0)
     }
 
     @Test("--redis with the outage check alone is refused: one line on standard error and the usage status")

@@ -12,6 +12,8 @@ struct OutageReport: Codable, Sendable {
     var originCallsBefore = 0
     var originCallsDuring = 0
     var originCallsAfter = 0
+    /// The longest read, in nanoseconds.
+    var longestReadNs = 0
 }
 
 /// The reader tasks of one worker process in the outage check: they read random keys back
@@ -57,28 +59,33 @@ final class OutageReaders: Sendable {
 
     /// Reads until ``stop()`` or `deadline` (CLOCK_MONOTONIC ns), whichever comes first:
     /// the reads made and the failed ones.
-    func read(until deadline: Int) async -> (reads: Int, errors: ErrorTally) {
-        await withTaskGroup(of: (Int, ErrorTally).self) { group in
+    func read(until deadline: Int) async -> (reads: Int, errors: ErrorTally, longestNs: Int) {
+        await withTaskGroup(of: (Int, ErrorTally, Int).self) { group in
             for task in 0..<tasks {
                 group.addTask { await self.readLoop(task: task, deadline: deadline) }
             }
             var reads = 0
             var errors = ErrorTally()
-            for await (taskReads, taskErrors) in group {
+            var longest = 0
+            for await (taskReads, taskErrors, taskLongest) in group {
                 reads += taskReads
                 errors.merge(taskErrors)
+                longest = max(longest, taskLongest)
             }
-            return (reads, errors)
+            return (reads, errors, longest)
         }
     }
 
-    private func readLoop(task: Int, deadline: Int) async -> (Int, ErrorTally) {
+    private func readLoop(task: Int, deadline: Int) async -> (Int, ErrorTally, Int) {
         var random = StormCallers.keyGenerator(seed: seed, process: index, task: task)
         var reads = 0
         var errors = ErrorTally()
+        var longest = 0
         while !stopped.load(ordering: .relaxed) && monotonicNanoseconds() < deadline {
             let key = ReliabilityKeys.key(Int(random.next() % UInt64(keys)))
             reads += 1
+            let started = monotonicNanoseconds()
+            defer { longest = max(longest, monotonicNanoseconds() - started) }
             do {
                 let value: String = try await cache.value(for: key) { [self] in
                     originCalls.withLock { $0.append(monotonicNanoseconds()) }
@@ -90,12 +97,13 @@ final class OutageReaders: Sendable {
                 errors.record("\(error)")
             }
         }
-        return (reads, errors)
+        return (reads, errors, longest)
     }
 
-    /// The report, with the origin calls counted around the outage from `downAt` to `upAt`.
-    func report(reads: Int, errors: ErrorTally, downAt: Int, upAt: Int) -> OutageReport {
-        var report = OutageReport(reads: reads, errors: errors)
+    /// The report, with the origin calls counted around the outage (or failover) from
+    /// `downAt` to `upAt`.
+    func report(reads: Int, errors: ErrorTally, longestNs: Int, downAt: Int, upAt: Int) -> OutageReport {
+        var report = OutageReport(reads: reads, errors: errors, longestReadNs: longestNs)
         for call in originCalls.withLock({ $0 }) {
             if call < downAt {
                 report.originCallsBefore += 1

@@ -1,11 +1,15 @@
 import Foundation
 
-/// The outage check's figures over every worker, as the table and `--json` show them.
+/// The outage or failover check's figures over every worker, as the table and `--json`
+/// show them.
 struct OutageResult: Encodable, Sendable {
+    /// `outage` (a server killed and restarted) or `failover` (a cluster master killed).
+    var fault: ReliabilityCheck
     var processes: Int
     var tasks: Int
     var keys: Int
-    /// From the kill until the restarted server accepted connections.
+    /// From the kill until the restarted server accepted connections, or until the cluster
+    /// served every slot again.
     var outageS: Double
     var timeToLiveS: Double
     var loadMs: Int
@@ -18,14 +22,17 @@ struct OutageResult: Encodable, Sendable {
     var reads: Int
     var errors: Int
     var errorSamples: [String]
+    var longestReadMs: Double
 
     enum CodingKeys: String, CodingKey {
+        case fault, longestReadMs = "longest_read_ms"
         case processes, tasks, keys, outageS = "outage_s", timeToLiveS = "time_to_live_s", loadMs = "load_ms"
         case originCallsDuring = "origin_calls_during", bound, originCallsBefore = "origin_calls_before"
         case originCallsAfter = "origin_calls_after", reads, errors, errorSamples = "error_samples"
     }
 
-    init(check: OutageCheck, outageNanoseconds: Int, reports: [OutageReport]) {
+    init(check: OutageCheck, fault: ReliabilityCheck, outageNanoseconds: Int, reports: [OutageReport]) {
+        self.fault = fault
         processes = check.processes
         tasks = check.tasks
         keys = check.keys
@@ -41,23 +48,28 @@ struct OutageResult: Encodable, Sendable {
         for report in reports { errors.merge(report.errors) }
         self.errors = errors.count
         errorSamples = errors.samples
+        longestReadMs = Double(reports.map(\.longestReadNs).max() ?? 0) / 1e6
     }
 
     var table: String {
+        let window = fault == .failover ? "failover" : "outage"
         var rows = [
             ("processes x tasks", "\(processes) x \(tasks)"),
             ("keys", "\(keys)"),
-            ("outage", String(format: "%.2f s", outageS)),
-            ("origin calls during the outage", "\(originCallsDuring)"),
+            (fault == .failover ? "failover (master killed until its replica serves its slots)" : "outage", String(format: "%.2f s", outageS)),
+            ("origin calls during the \(window)", "\(originCallsDuring)"),
             ("bound: one per process and key per time to live", "\(bound)"),
             ("origin calls before / after", "\(originCallsBefore) / \(originCallsAfter)"),
             ("reads", "\(reads)"),
+            ("longest read", String(format: "%.0f ms", longestReadMs)),
             ("read errors", "\(errors)"),
         ]
         if !errorSamples.isEmpty { rows.append(("errors, for example", errorSamples.joined(separator: "; "))) }
+        let what = fault == .failover
+            ? "Failover check: a master of a 3-master cluster (a replica each) killed"
+            : "Outage check: Redis killed and restarted"
         return ReliabilityTable.render(
-            title: String(format: "Outage check: Redis killed and restarted, time to live %g s, origin %d ms, load locally without Redis",
-                          timeToLiveS, loadMs),
+            title: String(format: "%@, time to live %g s, origin %d ms, load locally without Redis", what, timeToLiveS, loadMs),
             rows: rows,
             footnote: String(format: "Bound: %d processes x %d keys x ceil(%.2f s / %g s).", processes, keys, outageS, timeToLiveS))
     }

@@ -92,7 +92,7 @@ struct Storm: AsyncParsableCommand {
             processes: processes, tasks: tasks, keys: keys, loadMs: loadMs, duration: duration, holdMs: holdMs,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
             run: String(UInt32.random(in: 0...UInt32.max), radix: 36))
-        try await ServerChoice.run(url: redis, clusterMasters: cluster) { server in
+        try await ServerChoice.run(url: redis, clusterMasters: cluster, whyThrowaway: cluster.map { "--cluster \($0)" } ?? "No --redis given") { server in
             Interruption.shared.stopOnInterrupt(server.throwawayServers)
             let client = try RedisClient(configuration: server.configuration)
             do {
