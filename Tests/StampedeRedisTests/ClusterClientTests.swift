@@ -46,6 +46,29 @@ struct ClusterClientTests {
         #expect(throws: RedisError.self) { try RedisClient(configuration: other) }
     }
 
+    @Test("the topology is asked for again every refresh interval: a slot moved behind the client's back is learned without a redirection")
+    func periodicRefresh() async throws {
+        let cluster = try await RedisCluster.start(masters: 3)
+        defer { cluster.stop() }
+        var configuration = clusterClient(cluster)
+        configuration.clusterRefreshInterval = .milliseconds(100)
+        try await withClient(configuration) { client in
+            try await client.send("PING")
+            let slot = HashSlot(key: "{unused}")
+            let before = try #require(client.cluster?.topology.master(for: slot))
+            let target = try await cluster.whileMigrating(slot) { _, _, target, migration in
+                try await migration.finish()
+                return target
+            }
+            #expect(target != before)
+            // No command touched the slot: only the periodic refresh can tell.
+            #expect(await eventually { client.cluster?.topology.master(for: slot) == target })
+        }
+        var zero = clusterClient(cluster)
+        zero.clusterRefreshInterval = .zero
+        #expect(throws: RedisError.self) { try RedisClient(configuration: zero) }
+    }
+
     @Test("a slot migrated while callers read and write it gives them no error and loses no write")
     func slotMigrationUnderTraffic() async throws {
         let cluster = try await RedisCluster.start(masters: 3)

@@ -3,8 +3,9 @@ import NIOCore
 import Synchronization
 
 /// The I/O shell of a ``RedisClient`` in a Redis Cluster: a connection per node, opened on
-/// first use, and the cluster's topology, asked of the nodes on first use and again after
-/// a `MOVED` or a node that could not be reached. Each command goes where its
+/// first use, and the cluster's topology, asked of the nodes on first use, again after a
+/// `MOVED` or a node that could not be reached, and every
+/// ``RedisConfiguration/clusterRefreshInterval``. Each command goes where its
 /// ``ClusterRoute`` and ``ClusterCommandMachine`` say.
 final class ClusterConnections: Sendable {
     private let configuration: RedisConfiguration
@@ -16,6 +17,8 @@ final class ClusterConnections: Sendable {
         var connections: [ClusterNodeAddress: RedisConnection] = [:]
         /// The topology refresh under way, which callers that need one wait for.
         var refresh: Task<Void, Never>?
+        /// Asks for the topology every refresh interval, from the first command on.
+        var periodicRefresh: Task<Void, Never>?
         var isClosed = false
     }
 
@@ -105,7 +108,10 @@ final class ClusterConnections: Sendable {
     ) async throws -> Reply {
         let clock = ContinuousClock()
         var machine = ClusterCommandMachine(route: route, deadline: clock.now + configuration.commandTimeout)
-        if state.withLock({ $0.topology.shards.isEmpty }) { await refreshTopology() }
+        if state.withLock({ $0.topology.shards.isEmpty }) {
+            startPeriodicRefresh()
+            await refreshTopology()
+        }
         var action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode(), at: clock.now)
         while true {
             switch action {
@@ -138,6 +144,21 @@ final class ClusterConnections: Sendable {
     private func anyNode() -> ClusterNodeAddress? {
         let masters = state.withLock { $0.topology.masters }
         return masters.randomElement() ?? nodesToAsk.first
+    }
+
+    private func startPeriodicRefresh() {
+        let interval = configuration.clusterRefreshInterval
+        state.withLock { state in
+            guard !state.isClosed, state.periodicRefresh == nil else { return }
+            // Holds the client weakly: a client dropped without shutdown() stops refreshing.
+            state.periodicRefresh = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard let self, !Task.isCancelled else { return }
+                    await self.refreshTopology()
+                }
+            }
+        }
     }
 
     /// Asks the cluster for its topology again, in the background, unless that is under way.
@@ -193,6 +214,7 @@ final class ClusterConnections: Sendable {
     func close() async {
         let (connections, refresh) = state.withLock { state in
             state.isClosed = true
+            state.periodicRefresh?.cancel()
             return (Array(state.connections.values), state.refresh)
         }
         await refresh?.value

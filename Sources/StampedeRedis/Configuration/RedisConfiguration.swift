@@ -43,6 +43,10 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
     /// For a Redis Cluster: more nodes to ask for the cluster's layout when ``endpoint``
     /// does not answer. `nil` for a standalone server. Default: `nil`.
     public var clusterSeeds: [Endpoint]?
+    /// For a Redis Cluster: how often the client asks for the cluster's layout even when no
+    /// command was redirected, to learn of failovers and new nodes before a command meets
+    /// them. Default: 30 s.
+    public var clusterRefreshInterval: Duration = .seconds(30)
     /// The ACL user for `AUTH`; `nil` authenticates as the default user. Default: `nil`.
     public var username: String?
     /// The password for `AUTH`; `nil` sends no `AUTH`. Never printed. Default: `nil`.
@@ -91,6 +95,7 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         }
         try positive(connectTimeout, "connectTimeout")
         try positive(commandTimeout, "commandTimeout")
+        try positive(clusterRefreshInterval, "clusterRefreshInterval")
         try positive(reconnectBackoff.initial, "reconnectBackoff.initial")
         guard reconnectBackoff.maximum >= reconnectBackoff.initial else {
             throw RedisError(.invalidArgument, "reconnectBackoff.maximum must be at least reconnectBackoff.initial")
