@@ -58,7 +58,7 @@ public final class RedisClient: Sendable {
         self.executor = EventLoopTaskExecutor(eventLoop: loops[0])
         self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
         self.cluster = configuration.isCluster
-            ? ClusterConnections(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger) : nil
+            ? ClusterConnections(configuration: configuration, eventLoop: loops[0], logger: logger) : nil
     }
 
     /// Sends one command and returns its reply.

@@ -46,12 +46,14 @@ struct ClusterCommandMachine {
 
     /// Where to send first (or again, after a pause or a refresh) at `now`: the master of
     /// the route's slot, or `anyNode` for a command without keys.
-    mutating func resume(topology: ClusterTopology, anyNode: ClusterNodeAddress?, at now: ContinuousClock.Instant) -> Action {
+    mutating func resume(
+        topology: ClusterTopology, anyNode: @autoclosure () -> ClusterNodeAddress?, at now: ContinuousClock.Instant
+    ) -> Action {
         switch route {
         case .slot(let slot):
             if let master = topology.master(for: slot) { return .send(to: master, asking: false) }
         case .anyNode:
-            if let anyNode { return .send(to: anyNode, asking: false) }
+            if let anyNode = anyNode() { return .send(to: anyNode, asking: false) }
         }
         return refreshOrFail(RedisError(.connectionRefused, "no node of the cluster is known to serve \(route)"), at: now)
     }

@@ -9,7 +9,9 @@ import Synchronization
 /// ``ClusterRoute`` and ``ClusterCommandMachine`` say.
 final class ClusterConnections: Sendable {
     private let configuration: RedisConfiguration
-    private let eventLoopGroup: any EventLoopGroup
+    /// Every node's connection runs on this loop, the client's executor's: a caller's
+    /// command reaches any node without a hop to another thread.
+    private let eventLoop: any EventLoop
     private let logger: Logger
 
     private struct State {
@@ -24,9 +26,9 @@ final class ClusterConnections: Sendable {
 
     private let state = Mutex(State())
 
-    init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {
         self.configuration = configuration
-        self.eventLoopGroup = eventLoopGroup
+        self.eventLoop = eventLoop
         self.logger = logger
     }
 
@@ -45,7 +47,7 @@ final class ClusterConnections: Sendable {
         let connection = state.withLock { state -> RedisConnection? in
             if state.isClosed { return nil }
             if let open = state.connections[node] { return open }
-            let connection = RedisConnection(configuration: configuration.node(node), eventLoop: eventLoopGroup.next(), logger: logger)
+            let connection = RedisConnection(configuration: configuration.node(node), eventLoop: eventLoop, logger: logger)
             state.connections[node] = connection
             return connection
         }
@@ -108,11 +110,13 @@ final class ClusterConnections: Sendable {
     ) async throws -> Reply {
         let clock = ContinuousClock()
         var machine = ClusterCommandMachine(route: route, deadline: clock.now + configuration.commandTimeout)
-        if state.withLock({ $0.topology.shards.isEmpty }) {
+        var topology = state.withLock { $0.topology }
+        if topology.shards.isEmpty {
             startPeriodicRefresh()
             await refreshTopology()
+            topology = state.withLock { $0.topology }
         }
-        var action = machine.resume(topology: state.withLock { $0.topology }, anyNode: anyNode(), at: clock.now)
+        var action = machine.resume(topology: topology, anyNode: anyNode(), at: clock.now)
         while true {
             switch action {
             case .send(let node, let asking):
