@@ -10,8 +10,16 @@ let package = Package(
         .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
         .executable(name: "stampede", targets: ["StampedeTool"]),
     ],
+    traits: [
+        // Off by default: BoringSSL adds minutes to a clean build, and many users talk to a
+        // Redis on a private network. Enable it on the dependency line:
+        // .package(url: ..., branch: "main", traits: ["TLS"])
+        .trait(name: "TLS", description: "TLS connections (rediss://) through swift-nio-ssl."),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.98.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -32,6 +40,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
+                .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["TLS"])),
             ]
         ),
         // The cache (StampedeCache) and the locks (RedisMutex, Redlock).

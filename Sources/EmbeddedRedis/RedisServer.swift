@@ -29,15 +29,34 @@ public final class RedisServer: @unchecked Sendable {
         public var users: [(name: String, password: String)]
         /// More `redis-server` arguments, such as `["--maxmemory", "10mb"]`.
         public var extraArguments: [String]
+        /// Serve TLS only, on ``RedisServer/port``. Default: `nil`.
+        public var tls: TLS?
 
         public init(
             unixSocket: Bool = false, password: String? = nil,
-            users: [(name: String, password: String)] = [], extraArguments: [String] = []
+            users: [(name: String, password: String)] = [], extraArguments: [String] = [], tls: TLS? = nil
         ) {
             self.unixSocket = unixSocket
             self.password = password
             self.users = users
             self.extraArguments = extraArguments
+            self.tls = tls
+        }
+    }
+
+    /// A TLS-only server's certificate and the authority its clients' certificates must
+    /// chain to.
+    public struct TLS: Sendable {
+        public var certificate: TestCertificates.Pair
+        public var authorityFile: String
+        /// Whether a client must present a certificate (`tls-auth-clients yes`) or may
+        /// (`optional`).
+        public var requiresClientCertificate: Bool
+
+        public init(certificate: TestCertificates.Pair, authorityFile: String, requiresClientCertificate: Bool = false) {
+            self.certificate = certificate
+            self.authorityFile = authorityFile
+            self.requiresClientCertificate = requiresClientCertificate
         }
     }
 
@@ -63,9 +82,11 @@ public final class RedisServer: @unchecked Sendable {
         self.directory = directory
     }
 
-    /// The URL to give a client: `redis://127.0.0.1:PORT` or `unix:///…/redis.sock`.
-    /// Credentials are not part of it.
+    /// The URL to give a client: `redis://127.0.0.1:PORT`, `unix:///…/redis.sock`, or for
+    /// a TLS server `rediss://127.0.0.1:PORT?tls_ca_file=…` (trusting the server's
+    /// authority). Credentials are not part of it.
     public var url: String {
+        if let port, let tls = options.tls { return "rediss://127.0.0.1:\(port)?tls_ca_file=\(tls.authorityFile)" }
         if let port { return "redis://127.0.0.1:\(port)" }
         return "unix://\(socketPath)"
     }
@@ -121,7 +142,13 @@ public final class RedisServer: @unchecked Sendable {
             "--dir", directory.path, "--logfile", logPath,
             "--enable-debug-command", "local", "--protected-mode", "no",
         ]
-        if let port {
+        if let port, let tls = options.tls {
+            arguments += [
+                "--port", "0", "--tls-port", "\(port)", "--bind", "127.0.0.1",
+                "--tls-cert-file", tls.certificate.certificateFile, "--tls-key-file", tls.certificate.privateKeyFile,
+                "--tls-ca-cert-file", tls.authorityFile, "--tls-auth-clients", tls.requiresClientCertificate ? "yes" : "optional",
+            ]
+        } else if let port {
             arguments += ["--port", "\(port)", "--bind", "127.0.0.1"]
         } else {
             arguments += ["--port", "0", "--unixsocket", socketPath, "--unixsocketperm", "700"]

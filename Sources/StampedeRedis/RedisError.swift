@@ -15,7 +15,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         enum Base: String, Sendable {
             case connectionRefused, unknownHost, connectTimeout, timeout, connectionLost
             case serverError, protocolError, authenticationFailed, invalidURL, invalidArgument
-            case clientClosed
+            case clientClosed, tlsFailed
         }
 
         let base: Base
@@ -42,6 +42,10 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidArgument = Code(base: .invalidArgument)
         /// The client was shut down.
         public static let clientClosed = Code(base: .clientClosed)
+        /// A TLS connection could not be set up: the server's certificate was not trusted,
+        /// had expired or named another host; the server wanted a client certificate; the
+        /// other end does not speak TLS; or this build has no TLS. The message says which.
+        public static let tlsFailed = Code(base: .tlsFailed)
 
         public var description: String { base.rawValue }
     }

@@ -40,7 +40,6 @@ struct URLTests {
     @Test(arguments: [
         ("localhost:6379", "expected redis://"),
         ("http://localhost", "unknown scheme"),
-        ("rediss://localhost", "TLS"),
         ("redis://", "host is missing"),
         ("redis://:6379", "host is missing"),
         ("redis://localhost:0", "port"),
@@ -52,9 +51,19 @@ struct URLTests {
         ("redis://:@localhost", "password is empty"),
         ("redis://:%zz@localhost", "percent-encoding"),
         ("redis://[::1", "unclosed"),
-        ("redis://localhost?timeout=1", "query"),
+        ("redis://localhost?timeout=1", "unknown option 'timeout'"),
+        ("redis://localhost?connections=0", "'connections' must be a whole number within 1...64"),
+        ("redis://localhost?connections=2&connections=3", "given twice"),
+        ("redis://localhost?command_timeout_ms=fast", "'command_timeout_ms'"),
+        ("redis://localhost/2?db=3", "given twice"),
+        ("redis://localhost?db", "no value"),
+        ("redis://localhost?tls_ca_file=/ca.pem", "use rediss://"),
+        ("rediss://localhost?tls_verify_hostname=maybe", "true or false"),
+        ("redis://localhost?cluster_refresh_ms=10", "for a cluster"),
+        ("redis+cluster://a:7000?db=1", "only database 0"),
+        ("redis://localhost#frag", "fragment"),
         ("unix://relative.sock", "absolute"),
-        ("unix:///tmp/r.sock?db=x", "db=N"),
+        ("unix:///tmp/r.sock?db=x", "'db' must be a whole number"),
         ("redis+cluster://a:7000,:7001", "host is missing"),
         ("redis+cluster://a:7000,", "host is missing"),
         ("redis+cluster://a:7000,b:0", "port"),
@@ -68,6 +77,28 @@ struct URLTests {
             #expect(error.code == .invalidURL)
             #expect(error.message.contains(mentions), "\(error.message)")
         }
+    }
+
+    @Test("query options set the timeouts, connections, client name and TLS files; rediss:// turns TLS on")
+    func readsOptions() throws {
+        let options = try RedisConfiguration(url: "redis://h:1/2?connect_timeout_ms=250&command_timeout_ms=75&connections=4&client_name=billing%20api")
+        #expect(options.database == 2)
+        #expect(options.connectTimeout == .milliseconds(250) && options.commandTimeout == .milliseconds(75))
+        #expect(options.connectionCount == 4 && options.clientName == "billing api")
+        #expect(options.tls == nil)
+        #expect(try RedisConfiguration(url: "redis://h?client_name=").clientName == nil)
+        #expect(try RedisConfiguration(url: "redis://h?db=5").database == 5)
+
+        let tls = try RedisConfiguration(url: "rediss://:pw@h:6380?tls_ca_file=/etc/ca.pem&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name=cache.internal&tls_verify_hostname=false")
+        #expect(tls.endpoint == .tcp(host: "h", port: 6380) && tls.password == "pw")
+        #expect(tls.tls == RedisConfiguration.TLS(
+            trust: .certificateAuthorityFile("/etc/ca.pem"), certificateFile: "/c.pem", privateKeyFile: "/k.pem",
+            serverName: "cache.internal", verifiesHostname: false))
+        #expect(try RedisConfiguration(url: "rediss://h").tls == RedisConfiguration.TLS())
+
+        let cluster = try RedisConfiguration(url: "rediss+cluster://a:7000,b:7001?cluster_refresh_ms=5000")
+        #expect(cluster.isCluster && cluster.tls != nil && cluster.clusterRefreshInterval == .seconds(5))
+        #expect("\(tls)".contains("tls: on") && !"\(tls)".contains("pw"))
     }
 
     @Test func errorsAndDescriptionsNeverCarryThePassword() throws {

@@ -1,40 +1,116 @@
 extension RedisConfiguration {
-    /// Reads a Redis URL; every other field keeps its default.
+    /// Reads a Redis URL; every field it does not set keeps its default.
     ///
     /// Accepted forms:
     /// - `redis://[[user]:password@]host[:port][/db]` (port 6379 and database 0 by default;
     ///   `[::1]` for IPv6; user and password may be percent-encoded)
-    /// - `unix:///path/to/redis.sock[?db=N]`
-    /// - `redis+cluster://[[user]:password@]host:port[,host:port...]` for a Redis Cluster: the
-    ///   nodes asked for its layout (see ``clusterSeeds``); no database
+    /// - `rediss://...`: the same over TLS (needs the package's `TLS` trait)
+    /// - `unix:///path/to/redis.sock`
+    /// - `redis+cluster://[[user]:password@]host:port[,host:port...]` (or `rediss+cluster://`)
+    ///   for a Redis Cluster: the nodes asked for its layout (see ``clusterSeeds``); no database
     ///
-    /// - Throws: ``RedisError`` with code ``RedisError/Code/invalidURL`` saying which part is
-    ///   wrong; the message never repeats the password.
+    /// Options go in the query, each at most once, values percent-encoded where needed:
+    ///
+    /// | option | sets |
+    /// |---|---|
+    /// | `db=N` | ``database`` (not for a cluster; not with a `/db` path) |
+    /// | `connect_timeout_ms=N`, `command_timeout_ms=N` | ``connectTimeout``, ``commandTimeout`` |
+    /// | `connections=N` | ``connectionCount`` |
+    /// | `client_name=NAME` | ``clientName`` (empty: none is set) |
+    /// | `cluster_refresh_ms=N` | ``clusterRefreshInterval`` (cluster only) |
+    /// | `tls_ca_file=PATH` | ``TLS/trust``: the authorities in that PEM file (TLS only) |
+    /// | `tls_cert_file=PATH`, `tls_key_file=PATH` | the client certificate and key (TLS only) |
+    /// | `tls_server_name=NAME` | ``TLS/serverName`` (TLS only) |
+    /// | `tls_verify_hostname=false` | ``TLS/verifiesHostname`` (TLS only) |
+    ///
+    /// ```swift
+    /// try RedisConfiguration(url: "rediss://:secret@cache.internal:6380/2?tls_ca_file=/etc/redis/ca.pem&command_timeout_ms=250")
+    /// ```
+    ///
+    /// - Throws: ``RedisError`` with code ``RedisError/Code/invalidURL`` naming the part or
+    ///   option that is wrong; the message never repeats the password.
     public init(url: String) throws(RedisError) {
         func invalid(_ why: String) -> RedisError {
             RedisError(.invalidURL, "invalid Redis URL \(Self.redacted(url)): \(why)")
         }
         guard let schemeEnd = url.firstRange(of: "://") else {
-            throw invalid("expected redis://host:port or unix:///path")
+            throw invalid("expected redis://host:port, rediss://host:port, redis+cluster://host:port,... or unix:///path")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
-        let rest = String(url[schemeEnd.upperBound...])
+        var rest = String(url[schemeEnd.upperBound...])
+        guard !rest.contains("#") else { throw invalid("a fragment (#...) is not supported") }
+        var query: Substring?
+        if let question = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: question)...]
+            rest = String(rest[..<question])
+        }
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
             self = try Self.parseTCP(rest, cluster: false, invalid: invalid)
-        case "redis+cluster":
+        case "redis+cluster", "rediss+cluster":
             self = try Self.parseTCP(rest, cluster: true, invalid: invalid)
         case "unix":
             self = try Self.parseUnix(rest, invalid: invalid)
-        case "rediss":
-            throw invalid("TLS (rediss://) is not supported; use redis:// or unix://")
         default:
-            throw invalid("unknown scheme '\(scheme)'; expected redis://, redis+cluster:// or unix://")
+            throw invalid("unknown scheme '\(scheme)'; expected redis://, rediss://, redis+cluster://, rediss+cluster:// or unix://")
+        }
+        if scheme.hasPrefix("rediss") { tls = TLS() }
+        let databaseInPath = scheme != "unix" && rest.split(separator: "/", maxSplits: 1).count > 1
+        if let query { try applyOptions(query, databaseInPath: databaseInPath, invalid: invalid) }
+    }
+
+    /// The URL's query options, in order; see ``init(url:)``.
+    private mutating func applyOptions(_ query: Substring, databaseInPath: Bool, invalid: (String) -> RedisError) throws(RedisError) {
+        var seen = Set<Substring>()
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            guard let equals = pair.firstIndex(of: "=") else { throw invalid("option '\(pair)' has no value (name=value)") }
+            let name = pair[..<equals]
+            let value = try Self.decodePercent(pair[pair.index(after: equals)...], invalid: invalid)
+            guard seen.insert(name).inserted else { throw invalid("option '\(name)' is given twice") }
+            func number(_ range: ClosedRange<Int>) throws(RedisError) -> Int {
+                guard let number = Int(value), range.contains(number) else {
+                    throw invalid("option '\(name)' must be a whole number within \(range.lowerBound)...\(range.upperBound), got '\(value)'")
+                }
+                return number
+            }
+            func needsTLS() throws(RedisError) {
+                guard tls != nil else { throw invalid("option '\(name)' is for TLS; use rediss:// (or rediss+cluster://)") }
+            }
+            switch name {
+            case "db":
+                guard !isCluster else { throw invalid("a Redis Cluster has only database 0") }
+                guard !databaseInPath else { throw invalid("the database is given twice: in the path and as db=") }
+                database = try number(0...Int(Int32.max))
+            case "connect_timeout_ms": connectTimeout = .milliseconds(try number(1...3_600_000))
+            case "command_timeout_ms": commandTimeout = .milliseconds(try number(1...3_600_000))
+            case "connections": connectionCount = try number(1...64)
+            case "client_name": clientName = value.isEmpty ? nil : value
+            case "cluster_refresh_ms":
+                guard isCluster else { throw invalid("option 'cluster_refresh_ms' is for a cluster; use redis+cluster://") }
+                clusterRefreshInterval = .milliseconds(try number(1...86_400_000))
+            case "tls_ca_file":
+                try needsTLS()
+                tls?.trust = .certificateAuthorityFile(value)
+            case "tls_cert_file":
+                try needsTLS()
+                tls?.certificateFile = value
+            case "tls_key_file":
+                try needsTLS()
+                tls?.privateKeyFile = value
+            case "tls_server_name":
+                try needsTLS()
+                tls?.serverName = value
+            case "tls_verify_hostname":
+                try needsTLS()
+                guard let verifies = Bool(value) else { throw invalid("option 'tls_verify_hostname' must be true or false, got '\(value)'") }
+                tls?.verifiesHostname = verifies
+            default:
+                throw invalid("unknown option '\(name)'; known: db, connect_timeout_ms, command_timeout_ms, connections, client_name, cluster_refresh_ms, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, tls_verify_hostname")
+            }
         }
     }
 
     private static func parseTCP(_ rest: String, cluster: Bool, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
-        guard !rest.contains("?"), !rest.contains("#") else { throw invalid("query and fragment are not supported") }
         var authority = Substring(rest)
         var path: Substring = ""
         if let slash = authority.firstIndex(of: "/") {
@@ -99,18 +175,8 @@ extension RedisConfiguration {
     }
 
     private static func parseUnix(_ rest: String, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
-        var path = Substring(rest)
-        var database = 0
-        if let question = path.firstIndex(of: "?") {
-            let query = path[path.index(after: question)...]
-            path = path[..<question]
-            guard query.hasPrefix("db="), let value = Int(query.dropFirst(3)), value >= 0 else {
-                throw invalid("the only query supported is db=N with a non-negative N")
-            }
-            database = value
-        }
-        guard path.hasPrefix("/") else { throw invalid("the socket path must be absolute: unix:///path/to/redis.sock") }
-        return RedisConfiguration(endpoint: .unixSocket(path: String(path)), database: database)
+        guard rest.hasPrefix("/") else { throw invalid("the socket path must be absolute: unix:///path/to/redis.sock") }
+        return RedisConfiguration(endpoint: .unixSocket(path: rest))
     }
 
     private static func decodePercent(_ text: Substring, invalid: (String) -> RedisError) throws(RedisError) -> String {
@@ -140,7 +206,7 @@ extension RedisConfiguration {
     static func redacted(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://") else { return "'<unparsable>'" }
         let rest = url[schemeEnd.upperBound...]
-        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return "'\(url)'" }
         return "'\(url[..<schemeEnd.upperBound])<credentials>\(rest[at...])'"
     }

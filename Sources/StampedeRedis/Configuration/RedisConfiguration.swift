@@ -47,6 +47,8 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
     /// command was redirected, to learn of failovers and new nodes before a command meets
     /// them. Default: 30 s.
     public var clusterRefreshInterval: Duration = .seconds(30)
+    /// TLS to every server (and cluster node); `nil` for plain TCP. Default: `nil`.
+    public var tls: TLS?
     /// The ACL user for `AUTH`; `nil` authenticates as the default user. Default: `nil`.
     public var username: String?
     /// The password for `AUTH`; `nil` sends no `AUTH`. Never printed. Default: `nil`.
@@ -111,6 +113,10 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         if case .unixSocket(let path) = endpoint, path.isEmpty {
             throw RedisError(.invalidArgument, "the unix socket path is empty")
         }
+        try tls?.validate()
+        if tls != nil, case .unixSocket = endpoint {
+            throw RedisError(.invalidArgument, "TLS is for TCP connections, not a unix socket")
+        }
         if username != nil && password == nil {
             throw RedisError(.invalidArgument, "a user name needs a password")
         }
@@ -150,6 +156,7 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         var parts = ["endpoint: \(endpoint)"]
         if let username { parts.append("username: \(username)") }
         if password != nil { parts.append("password: <hidden>") }
+        if tls != nil { parts.append("tls: on") }
         if database != 0 { parts.append("database: \(database)") }
         if let clientName { parts.append("clientName: \(clientName)") }
         parts.append("connectTimeout: \(connectTimeout)")

@@ -37,6 +37,8 @@ final class RedisConnection: Sendable {
     private let hooks: Hooks
     private let commandTimeout: TimeAmount
     private let connectTimeout: TimeAmount
+    /// TLS for every channel, when configured.
+    private let tls: TLSChannelSetup?
     /// Guards the connection's phase and the commands not yet handed to a channel.
     private let state = Mutex(ConnectionStateMachine<Link>())
     /// Where it connects: the configuration's endpoint, then, in turn after each failure or
@@ -58,6 +60,7 @@ final class RedisConnection: Sendable {
         self.hooks = hooks
         self.commandTimeout = TimeAmount(configuration.commandTimeout)
         self.connectTimeout = TimeAmount(configuration.connectTimeout)
+        self.tls = configuration.tls.map(TLSChannelSetup.init)
     }
 
     /// Queues a command; its reply (or error) goes to `target`.
@@ -113,11 +116,13 @@ final class RedisConnection: Sendable {
         logger.debug("connecting to Redis", metadata: ["redis.endpoint": "\(endpoint)"])
         let commandTimeout = self.commandTimeout
         let push = hooks.push
+        let tls = self.tls
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, case .tcp(let host, _) = endpoint { try tls.addHandlers(to: channel, host: host) }
                     try channel.pipeline.syncOperations.addHandler(
                         RedisChannelHandler(commandTimeout: commandTimeout, pushHandler: push))
                 }
@@ -134,7 +139,9 @@ final class RedisConnection: Sendable {
                 do {
                     let handler = try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self)
                     let link: Link = (channel, NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    return self.handshake(link).map { link }.flatMapError { error in
+                    let secured = tls?.handshakeCompleted(on: channel, within: self.connectTimeout, endpoint: endpoint)
+                        ?? channel.eventLoop.makeSucceededVoidFuture()
+                    return secured.flatMap { self.handshake(link) }.map { link }.flatMapError { error in
                         channel.close(promise: nil)
                         return channel.eventLoop.makeFailedFuture(error)
                     }
