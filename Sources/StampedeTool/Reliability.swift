@@ -50,7 +50,7 @@ struct Reliability: AsyncParsableCommand {
     var duration: Double = 3
     @Flag(help: "Invalidation check: the readers' caches have a near cache (200 ms).")
     var nearCache = false
-    @Option(help: "Redis URL for the invalidation check (redis://[user:password@]host:port/db or unix:///path). Default: a throwaway server.")
+    @Option(help: "Redis URL for the invalidation check (redis://[user:password@]host:port/db or unix:///path). Default: $STAMPEDE_REDIS_URL, else a throwaway server.")
     var redis: String?
     @Flag(help: "Print the results as one line of JSON too, after the tables.")
     var json = false
@@ -88,7 +88,7 @@ struct Reliability: AsyncParsableCommand {
         var results = Results()
 
         if checks.contains(.invalidation) {
-            try await ServerChoice.run(url: redis) { server in
+            try await ServerChoice.run(url: ServerChoice.userURL(redis)) { server in
                 Interruption.shared.stopOnInterrupt(server.throwawayServers)
                 let check = InvalidationCheck(
                     processes: processes, tasks: tasks, keys: keys, duration: duration, loadMs: loadMs,

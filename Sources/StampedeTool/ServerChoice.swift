@@ -18,6 +18,15 @@ struct ServerChoice {
     /// What an interrupt stops.
     var throwawayServers: [RedisServer] { throwawayCluster?.nodes ?? throwaway.map { [$0] } ?? [] }
 
+    /// The environment variable that names the user's Redis when `--redis` is not given, so
+    /// that a password need not be typed on a command line.
+    static let urlVariable = "STAMPEDE_REDIS_URL"
+
+    /// The user's Redis URL: `--redis`, else ``urlVariable``, else `nil` (a throwaway server).
+    static func userURL(_ flag: String?) -> String? {
+        flag ?? ProcessInfo.processInfo.environment[urlVariable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Runs `body` against the user's Redis or a throwaway one (stopped afterwards). Every
     /// failure to start or reach Redis becomes one clear line and a non-zero exit.
     /// `whyThrowaway` opens the line that announces a throwaway server. With

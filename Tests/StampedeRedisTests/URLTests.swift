@@ -101,6 +101,30 @@ struct URLTests {
         #expect("\(tls)".contains("tls: on") && !"\(tls)".contains("pw"))
     }
 
+    @Test("from the environment: REDIS_URL with the credentials and TLS files apart; each bad variable named")
+    func readsTheEnvironment() throws {
+        let configuration = try RedisConfiguration(environment: [
+            "REDIS_URL": "rediss://cache.internal:6380/1?command_timeout_ms=300", "REDIS_USERNAME": "app", "REDIS_PASSWORD": "pa ss",
+            "REDIS_TLS_CA_FILE": "/etc/ca.pem", "REDIS_TLS_CERT_FILE": "/c.pem", "REDIS_TLS_KEY_FILE": "/k.pem", "HOME": "/root",
+        ])
+        #expect(configuration.endpoint == .tcp(host: "cache.internal", port: 6380) && configuration.database == 1)
+        #expect(configuration.username == "app" && configuration.password == "pa ss")
+        #expect(configuration.commandTimeout == .milliseconds(300))
+        #expect(configuration.tls == RedisConfiguration.TLS(trust: .certificateAuthorityFile("/etc/ca.pem"), certificateFile: "/c.pem", privateKeyFile: "/k.pem"))
+        #expect(try RedisConfiguration(environment: ["CACHE_REDIS_URL": "redis://other:7000"], prefix: "CACHE_REDIS_").endpoint == .tcp(host: "other", port: 7000))
+
+        for (environment, mentions) in [
+            ([:], "REDIS_URL is not set"),
+            (["REDIS_URL": "redis://h:0"], "REDIS_URL: invalid Redis URL"),
+            (["REDIS_URL": "redis://h", "REDIS_USERNAME": "app"], "REDIS_USERNAME is set without a password"),
+            (["REDIS_URL": "redis://h", "REDIS_TLS_CA_FILE": "/ca.pem"], "REDIS_TLS_CA_FILE is set, but REDIS_URL is not a rediss:// URL"),
+        ] as [([String: String], String)] {
+            #expect(throws: RedisError.self) { try RedisConfiguration(environment: environment) }
+            do { _ = try RedisConfiguration(environment: environment) } catch { #expect(error.message.contains(mentions), "\(error.message)") }
+        }
+        #expect([String: String].process()["PATH"] != nil)
+    }
+
     @Test func errorsAndDescriptionsNeverCarryThePassword() throws {
         do {
             _ = try RedisConfiguration(url: "redis://admin:hunter2@localhost:notaport")

@@ -142,6 +142,20 @@ struct StormTests {
         }
     }
 
+    @Test("without --redis, the URL in STAMPEDE_REDIS_URL is used: no password on the storm's own command line either")
+    func urlFromTheEnvironment() async throws {
+        try await withPrivateServer(.init(password: "s3cret-env")) { server in
+            let url = server.url.replacingOccurrences(of: "redis://", with: "redis://:s3cret-env@")
+            let storm = try WorkerProcess(
+                ["storm", "--scenario", "miss", "--strategy", "stampede", "--processes", "1", "--tasks", "2", "--load-ms", "5"],
+                environment: ["STAMPEDE_REDIS_URL": url])
+            #expect(await storm.exitStatus() == 0, "\(storm.errorOutput)")
+            #expect(!storm.output.contains { $0.contains("throwaway") }, "\(storm.output)")
+            #expect(storm.output.contains { $0.contains("at 127.0.0.1:\(server.port ?? 0)") }, "\(storm.output)")
+            #expect(!(storm.output + storm.errorOutput).contains { $0.contains("s3cret-env") })
+        }
+    }
+
     @Test("a database with other keys is refused unless --allow-other-keys; those keys are untouched")
     func otherKeys() async throws {
         try await withPrivateServer { server in

@@ -15,7 +15,7 @@ struct ClientThroughput: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path). Default: a throwaway server.")
+    @Option(help: "Redis URL (redis://[user:password@]host:port/db or unix:///path). Default: $STAMPEDE_REDIS_URL, else a throwaway server.")
     var redis: String?
 
     @Option(help: "GET commands per measurement.")
@@ -37,7 +37,7 @@ struct ClientThroughput: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
+        try await ServerChoice.run(url: ServerChoice.userURL(redis)) { try await measure(on: $0) }
     }
 
     private func measure(on server: ServerChoice) async throws {

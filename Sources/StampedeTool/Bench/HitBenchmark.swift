@@ -15,7 +15,7 @@ struct HitBenchmark: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Redis URL. Default: a throwaway server.")
+    @Option(help: "Redis URL. Default: $STAMPEDE_REDIS_URL, else a throwaway server.")
     var redis: String?
     @Option(help: "Concurrent tasks in this process (redis-benchmark gets the same number in flight: -c 16 -P N/16).")
     var tasks: Int = 256
@@ -48,7 +48,7 @@ struct HitBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await ServerChoice.run(url: redis) { try await measure(on: $0) }
+        try await ServerChoice.run(url: ServerChoice.userURL(redis)) { try await measure(on: $0) }
     }
 
     private func measure(on server: ServerChoice) async throws {

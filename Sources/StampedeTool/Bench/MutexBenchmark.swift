@@ -21,7 +21,7 @@ struct MutexBenchmark: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Redis URL. Default: a throwaway server.")
+    @Option(help: "Redis URL. Default: $STAMPEDE_REDIS_URL, else a throwaway server.")
     var redis: String?
     @Option(help: "Sequential withLock calls for the uncontended rate (per round).")
     var iterations: Int = 5_000
@@ -36,7 +36,7 @@ struct MutexBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await ServerChoice.run(url: redis) { server in
+        try await ServerChoice.run(url: ServerChoice.userURL(redis)) { server in
             guard replicaAcknowledgement, let master = server.throwaway, let port = master.port else {
                 return try await measure(on: server)
             }

@@ -32,7 +32,7 @@ struct Storm: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Redis URL (redis://[user:password@]host:port/db, unix:///path, or redis+cluster://host:port[,host:port...]). Default: a throwaway server.")
+    @Option(help: "Redis URL (redis://[user:password@]host:port/db, unix:///path, or redis+cluster://host:port[,host:port...]). Default: $STAMPEDE_REDIS_URL, else a throwaway server.")
     var redis: String?
     @Option(help: "Without --redis: start a throwaway Redis Cluster of this many masters (at least 3) instead of one server.")
     var cluster: Int?
@@ -92,7 +92,7 @@ struct Storm: AsyncParsableCommand {
             processes: processes, tasks: tasks, keys: keys, loadMs: loadMs, duration: duration, holdMs: holdMs,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
             run: String(UInt32.random(in: 0...UInt32.max), radix: 36))
-        try await ServerChoice.run(url: redis, clusterMasters: cluster, whyThrowaway: cluster.map { "--cluster \($0)" } ?? "No --redis given") { server in
+        try await ServerChoice.run(url: cluster == nil ? ServerChoice.userURL(redis) : nil, clusterMasters: cluster, whyThrowaway: cluster.map { "--cluster \($0)" } ?? "No --redis given") { server in
             Interruption.shared.stopOnInterrupt(server.throwawayServers)
             let client = try RedisClient(configuration: server.configuration)
             do {
