@@ -31,6 +31,10 @@ public final class RedisServer: @unchecked Sendable {
         public var extraArguments: [String]
         /// Serve TLS only, on ``RedisServer/port``. Default: `nil`.
         public var tls: TLS?
+        /// Run as a Sentinel (`redis-server FILE --sentinel`) with these lines in its
+        /// configuration file, such as `sentinel monitor mymaster 127.0.0.1 6379 2`.
+        /// Default: `nil` (a server).
+        public var sentinel: [String]?
 
         public init(
             unixSocket: Bool = false, password: String? = nil,
@@ -41,6 +45,14 @@ public final class RedisServer: @unchecked Sendable {
             self.users = users
             self.extraArguments = extraArguments
             self.tls = tls
+            sentinel = nil
+        }
+
+        /// A Sentinel with `configuration` as its file's lines.
+        public static func sentinel(_ configuration: [String]) -> Options {
+            var options = Options()
+            options.sentinel = configuration
+            return options
         }
     }
 
@@ -169,7 +181,16 @@ public final class RedisServer: @unchecked Sendable {
             while kill -0 $PPID 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.5; done
             kill -9 $pid 2>/dev/null
             """
-        process.arguments = ["-c", script, try Self.executablePath()] + arguments()
+        var configurationFile: [String] = []
+        if let sentinel = options.sentinel {
+            // Sentinel keeps its state in its file, which must exist and be writable.
+            let file = directory.appendingPathComponent("sentinel.conf")
+            if !FileManager.default.fileExists(atPath: file.path) {
+                try Data((sentinel.joined(separator: "\n") + "\n").utf8).write(to: file)
+            }
+            configurationFile = [file.path, "--sentinel"]
+        }
+        process.arguments = ["-c", script, try Self.executablePath()] + configurationFile + arguments()
         let output = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
@@ -186,6 +207,8 @@ public final class RedisServer: @unchecked Sendable {
             let lowered = log.lowercased()
             // "Ready to accept connections tcp", "The server is now ready to accept connections at …"
             if lowered.contains("ready to accept connections") { return }
+            // A Sentinel says instead that it watches its first master.
+            if options.sentinel != nil, lowered.contains("+monitor master") { return }
             // A server that fails at start (port taken, bad option) stays a zombie of the
             // supervisor, so its log, not its pid, tells.
             if lowered.contains("could not create") || lowered.contains("fatal") || lowered.contains("exiting") {

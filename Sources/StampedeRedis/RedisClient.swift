@@ -24,6 +24,11 @@ import Synchronization
 /// `redis+cluster://` URL) each command goes to the master of its keys' hash slot, and
 /// redirections and "try again" replies are followed within the command's timeout (see
 /// ``ClusterRoute``).
+///
+/// With a Sentinel configuration (``RedisConfiguration/sentinel(masterName:sentinels:)``, or
+/// a `redis+sentinel://` URL) every connection goes to the master the Sentinels name, checks
+/// with `ROLE` that it is one, and moves when they announce another (`+switch-master`, or
+/// their answer to a periodic question); a `READONLY` reply makes its connection look again.
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     let logger: Logger
@@ -36,6 +41,8 @@ public final class RedisClient: Sendable {
     let executor: EventLoopTaskExecutor
     /// In a Redis Cluster: the connection per node and the topology that routes commands.
     let cluster: ClusterConnections?
+    /// Under Sentinel: where the master is, and word when it moves.
+    let sentinel: SentinelMonitor?
 
     /// Creates a client; no connection opens until the first command.
     ///
@@ -54,11 +61,31 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.logger = logger
         let loops = (0..<configuration.connectionCount).map { _ in eventLoopGroup.next() }
-        self.connections = loops.map { RedisConnection(configuration: configuration, eventLoop: $0, logger: logger) }
         self.executor = EventLoopTaskExecutor(eventLoop: loops[0])
-        self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
         self.cluster = configuration.isCluster
             ? ClusterConnections(configuration: configuration, eventLoop: loops[0], logger: logger) : nil
+        guard configuration.sentinel != nil else {
+            self.connections = loops.map { RedisConnection(configuration: configuration, eventLoop: $0, logger: logger) }
+            self.subscriber = RedisSubscriber(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+            self.sentinel = nil
+            return
+        }
+        // Under Sentinel every connection asks where the master is before it connects, checks
+        // that it is one, and leaves it when the Sentinels name another.
+        let following = Mutex<[RedisConnection]>([])
+        let sentinel = SentinelMonitor(configuration: configuration, eventLoop: loops[0], logger: logger) { master in
+            for connection in following.withLock({ $0 }) { connection.reconnect(unlessConnectedTo: master) }
+        }
+        let resolve: @Sendable () async throws -> RedisConfiguration.Endpoint = { try await sentinel.masterAddress() }
+        self.connections = loops.map {
+            RedisConnection(configuration: configuration, eventLoop: $0, logger: logger,
+                            hooks: .init(resolveEndpoint: resolve, requiresMasterRole: true))
+        }
+        self.subscriber = RedisSubscriber(
+            configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger,
+            resolveEndpoint: resolve, requiresMasterRole: true)
+        self.sentinel = sentinel
+        following.withLock { $0 = connections + [subscriber.connection] }
     }
 
     /// Sends one command and returns its reply.
@@ -74,7 +101,15 @@ public final class RedisClient: Sendable {
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
         if let cluster { return try await cluster.send(arguments) }
-        return try await connection().send(arguments)
+        let connection = connection()
+        guard sentinel != nil else { return try await connection.send(arguments) }
+        do {
+            return try await connection.send(arguments)
+        } catch let error as RedisError where error.serverErrorPrefix == "READONLY" {
+            // A master demoted to a replica: look again, and go where the Sentinels say.
+            connection.reconnect(unlessConnectedTo: nil)
+            throw error
+        }
     }
 
     /// Sends several commands back to back on one connection, without waiting for each reply
@@ -135,9 +170,14 @@ public final class RedisClient: Sendable {
         connections.reduce(subscriber.connection.commandsAccepted + (cluster?.commandsAccepted ?? 0)) { $0 + $1.commandsAccepted }
     }
 
+    /// Under Sentinel: the master the Sentinels last named (`nil` before the first connect,
+    /// and without Sentinel).
+    public var sentinelMaster: RedisConfiguration.Endpoint? { sentinel?.master }
+
     /// Closes every connection and ends every subscription. Commands sent afterwards fail
     /// with ``RedisError/Code/clientClosed``.
     public func shutdown() async {
+        await sentinel?.close()
         for connection in connections { await connection.close() }
         await cluster?.close()
         await subscriber.close()

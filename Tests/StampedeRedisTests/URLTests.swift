@@ -125,6 +125,37 @@ struct URLTests {
         #expect([String: String].process()["PATH"] != nil)
     }
 
+    @Test("a Sentinel URL names the Sentinels and the master; the master's credentials and database, the Sentinels' apart")
+    func readsASentinelURL() throws {
+        let configuration = try RedisConfiguration(url: "rediss+sentinel://:pw@s1:26379,s2:26380/my%20master/3?sentinel_password=sp&sentinel_recheck_ms=750")
+        let sentinel = try #require(configuration.sentinel)
+        #expect(sentinel.masterName == "my master")
+        #expect(sentinel.nodes == [.tcp(host: "s1", port: 26379), .tcp(host: "s2", port: 26380)])
+        #expect(sentinel.password == "sp" && sentinel.recheckInterval == .milliseconds(750))
+        #expect(configuration.password == "pw" && configuration.database == 3 && configuration.tls != nil && !configuration.isCluster)
+        #expect(try RedisConfiguration(url: "redis+sentinel://s1/m").sentinel?.nodes == [.tcp(host: "s1", port: 6379)])
+        for (url, mentions) in [
+            ("redis+sentinel://s1:26379", "the master's name is missing"),
+            ("redis+sentinel://s1:26379/", "the master's name is missing"),
+            ("redis+sentinel://s1:26379/m/x", "database"),
+            ("redis://h?sentinel_password=x", "for Sentinel"),
+        ] {
+            do {
+                _ = try RedisConfiguration(url: url)
+                Issue.record("\(url) was accepted")
+            } catch {
+                #expect(error.message.contains(mentions), "\(error.message)")
+            }
+        }
+        // The Sentinels' password never shows either.
+        do {
+            _ = try RedisConfiguration(url: "redis+sentinel://s1/m?sentinel_password=hunter3&nope=1")
+            Issue.record("accepted")
+        } catch {
+            #expect(!error.message.contains("hunter3"), "\(error.message)")
+        }
+    }
+
     @Test func errorsAndDescriptionsNeverCarryThePassword() throws {
         do {
             _ = try RedisConfiguration(url: "redis://admin:hunter2@localhost:notaport")

@@ -8,6 +8,9 @@ extension RedisConfiguration {
     /// - `unix:///path/to/redis.sock`
     /// - `redis+cluster://[[user]:password@]host:port[,host:port...]` (or `rediss+cluster://`)
     ///   for a Redis Cluster: the nodes asked for its layout (see ``clusterSeeds``); no database
+    /// - `redis+sentinel://[[user]:password@]host:port[,host:port...]/MASTERNAME[/db]` (or
+    ///   `rediss+sentinel://`) for a Redis under Sentinel: the Sentinels, and the name they
+    ///   know the master by (see ``sentinel``); the credentials and database are the master's
     ///
     /// Options go in the query, each at most once, values percent-encoded where needed:
     ///
@@ -18,6 +21,8 @@ extension RedisConfiguration {
     /// | `connections=N` | ``connectionCount`` |
     /// | `client_name=NAME` | ``clientName`` (empty: none is set) |
     /// | `cluster_refresh_ms=N` | ``clusterRefreshInterval`` (cluster only) |
+    /// | `sentinel_username=NAME`, `sentinel_password=SECRET` | the Sentinels' own credentials (Sentinel only) |
+    /// | `sentinel_recheck_ms=N` | ``Sentinel/recheckInterval`` (Sentinel only) |
     /// | `tls_ca_file=PATH` | ``TLS/trust``: the authorities in that PEM file (TLS only) |
     /// | `tls_cert_file=PATH`, `tls_key_file=PATH` | the client certificate and key (TLS only) |
     /// | `tls_server_name=NAME` | ``TLS/serverName`` (TLS only) |
@@ -49,13 +54,15 @@ extension RedisConfiguration {
             self = try Self.parseTCP(rest, cluster: false, invalid: invalid)
         case "redis+cluster", "rediss+cluster":
             self = try Self.parseTCP(rest, cluster: true, invalid: invalid)
+        case "redis+sentinel", "rediss+sentinel":
+            self = try Self.parseSentinel(rest, invalid: invalid)
         case "unix":
             self = try Self.parseUnix(rest, invalid: invalid)
         default:
-            throw invalid("unknown scheme '\(scheme)'; expected redis://, rediss://, redis+cluster://, rediss+cluster:// or unix://")
+            throw invalid("unknown scheme '\(scheme)'; expected redis://, rediss://, redis+cluster://, redis+sentinel:// (or rediss+ of either) or unix://")
         }
         if scheme.hasPrefix("rediss") { tls = TLS() }
-        let databaseInPath = scheme != "unix" && rest.split(separator: "/", maxSplits: 1).count > 1
+        let databaseInPath = scheme != "unix" && rest.split(separator: "/").count > (scheme.hasSuffix("sentinel") ? 2 : 1)
         if let query { try applyOptions(query, databaseInPath: databaseInPath, invalid: invalid) }
     }
 
@@ -88,6 +95,12 @@ extension RedisConfiguration {
             case "cluster_refresh_ms":
                 guard isCluster else { throw invalid("option 'cluster_refresh_ms' is for a cluster; use redis+cluster://") }
                 clusterRefreshInterval = .milliseconds(try number(1...86_400_000))
+            case "sentinel_username", "sentinel_password":
+                guard sentinel != nil else { throw invalid("option '\(name)' is for Sentinel; use redis+sentinel://") }
+                if name == "sentinel_username" { sentinel?.username = value } else { sentinel?.password = value }
+            case "sentinel_recheck_ms":
+                guard sentinel != nil else { throw invalid("option '\(name)' is for Sentinel; use redis+sentinel://") }
+                sentinel?.recheckInterval = .milliseconds(try number(1...3_600_000))
             case "tls_ca_file":
                 try needsTLS()
                 tls?.trust = .certificateAuthorityFile(value)
@@ -105,7 +118,7 @@ extension RedisConfiguration {
                 guard let verifies = Bool(value) else { throw invalid("option 'tls_verify_hostname' must be true or false, got '\(value)'") }
                 tls?.verifiesHostname = verifies
             default:
-                throw invalid("unknown option '\(name)'; known: db, connect_timeout_ms, command_timeout_ms, connections, client_name, cluster_refresh_ms, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, tls_verify_hostname")
+                throw invalid("unknown option '\(name)'; known: db, connect_timeout_ms, command_timeout_ms, connections, client_name, cluster_refresh_ms, sentinel_username, sentinel_password, sentinel_recheck_ms, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, tls_verify_hostname")
             }
         }
     }
@@ -174,6 +187,25 @@ extension RedisConfiguration {
         return .tcp(host: String(host), port: port)
     }
 
+    /// `[[user]:password@]host:port[,host:port...]/MASTERNAME[/db]`: the Sentinels, the
+    /// master's name, and the master's credentials and database.
+    private static func parseSentinel(_ rest: String, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
+        let parts = rest.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, !parts[1].isEmpty else {
+            throw invalid("the master's name is missing: redis+sentinel://host:port[,host:port...]/MASTERNAME[/db]")
+        }
+        let masterName = try decodePercent(parts[1], invalid: invalid)
+        var configuration = try parseTCP(String(parts[0]), cluster: true, invalid: invalid)
+        let sentinels = [configuration.endpoint] + (configuration.clusterSeeds ?? [])
+        configuration.clusterSeeds = nil
+        if parts.count == 3, !parts[2].isEmpty {
+            guard let database = Int(parts[2]), database >= 0 else { throw invalid("the database must be a non-negative number") }
+            configuration.database = database
+        }
+        configuration.sentinel = Sentinel(masterName: masterName, nodes: sentinels)
+        return configuration
+    }
+
     private static func parseUnix(_ rest: String, invalid: (String) -> RedisError) throws(RedisError) -> RedisConfiguration {
         guard rest.hasPrefix("/") else { throw invalid("the socket path must be absolute: unix:///path/to/redis.sock") }
         return RedisConfiguration(endpoint: .unixSocket(path: rest))
@@ -201,13 +233,19 @@ extension RedisConfiguration {
         }
     }
 
-    /// The URL with anything between `://` and the last `@` of the authority replaced,
-    /// so that error messages never carry a password.
+    /// The URL with its credentials hidden (anything between `://` and the last `@` of the
+    /// authority, and the value of a `sentinel_password` option), so that error messages
+    /// never carry a password.
     static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return "'<unparsable>'" }
-        let rest = url[schemeEnd.upperBound...]
+        var text = url
+        if let option = text.firstRange(of: "sentinel_password=") {
+            let valueEnd = text[option.upperBound...].firstIndex(of: "&") ?? text.endIndex
+            text.replaceSubrange(option.upperBound..<valueEnd, with: "<hidden>")
+        }
+        guard let schemeEnd = text.firstRange(of: "://") else { return "'<unparsable>'" }
+        let rest = text[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return "'\(url)'" }
-        return "'\(url[..<schemeEnd.upperBound])<credentials>\(rest[at...])'"
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return "'\(text)'" }
+        return "'\(text[..<schemeEnd.upperBound])<credentials>\(rest[at...])'"
     }
 }

@@ -47,6 +47,9 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
     /// command was redirected, to learn of failovers and new nodes before a command meets
     /// them. Default: 30 s.
     public var clusterRefreshInterval: Duration = .seconds(30)
+    /// For a Redis under Sentinel: the Sentinels and the master's name
+    /// (``RedisConfiguration/sentinel(masterName:sentinels:)``). Default: `nil`.
+    public var sentinel: Sentinel?
     /// TLS to every server (and cluster node); `nil` for plain TCP. Default: `nil`.
     public var tls: TLS?
     /// The ACL user for `AUTH`; `nil` authenticates as the default user. Default: `nil`.
@@ -114,6 +117,10 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
             throw RedisError(.invalidArgument, "the unix socket path is empty")
         }
         try tls?.validate()
+        if let sentinel {
+            try sentinel.validate()
+            guard !isCluster else { throw RedisError(.invalidArgument, "a configuration is for a cluster or for Sentinel, not both") }
+        }
         if tls != nil, case .unixSocket = endpoint {
             throw RedisError(.invalidArgument, "TLS is for TCP connections, not a unix socket")
         }
@@ -157,6 +164,7 @@ public struct RedisConfiguration: Sendable, CustomStringConvertible {
         if let username { parts.append("username: \(username)") }
         if password != nil { parts.append("password: <hidden>") }
         if tls != nil { parts.append("tls: on") }
+        if let sentinel { parts.append("sentinel: \(sentinel.masterName) at \(sentinel.nodes.map(\.description).joined(separator: ","))") }
         if database != 0 { parts.append("database: \(database)") }
         if let clientName { parts.append("clientName: \(clientName)") }
         parts.append("connectTimeout: \(connectTimeout)")

@@ -17,15 +17,24 @@ final class RedisConnection: Sendable {
         var handshake: (@Sendable () -> [[RedisArgument]])?
         /// Called after a connection other than the first is ready.
         var reconnected: (@Sendable () -> Void)?
+        /// Where to connect, asked before every connect (a Sentinel-named master) instead
+        /// of the configured endpoints.
+        var resolveEndpoint: (@Sendable () async throws -> RedisConfiguration.Endpoint)?
+        /// Whether a server must answer `ROLE` with `master` before the connection is used.
+        var requiresMasterRole = false
 
         init(
             push: (@Sendable (RedisValue) -> Void)? = nil,
             handshake: (@Sendable () -> [[RedisArgument]])? = nil,
-            reconnected: (@Sendable () -> Void)? = nil
+            reconnected: (@Sendable () -> Void)? = nil,
+            resolveEndpoint: (@Sendable () async throws -> RedisConfiguration.Endpoint)? = nil,
+            requiresMasterRole: Bool = false
         ) {
             self.push = push
             self.handshake = handshake
             self.reconnected = reconnected
+            self.resolveEndpoint = resolveEndpoint
+            self.requiresMasterRole = requiresMasterRole
         }
     }
 
@@ -51,9 +60,16 @@ final class RedisConnection: Sendable {
     }
     /// The pending retry after a failed connect, so that close() can cancel it.
     private let retryTask = Mutex<Scheduled<Void>?>(nil)
+    /// The channel in use and where it goes, for ``reconnect(unlessConnectedTo:)``.
+    private let current = Mutex<(channel: any Channel, endpoint: RedisConfiguration.Endpoint)?>(nil)
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, hooks: Hooks = Hooks()) {
-        self.endpoints = [configuration.endpoint] + (configuration.clusterSeeds ?? [])
+    /// - Parameter endpoints: where to connect, in turn after each failure or loss.
+    ///   Default: the configuration's endpoint, then its cluster seeds.
+    init(
+        configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger, hooks: Hooks = Hooks(),
+        endpoints: [RedisConfiguration.Endpoint]? = nil
+    ) {
+        self.endpoints = endpoints ?? ([configuration.endpoint] + (configuration.clusterSeeds ?? []))
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -112,7 +128,17 @@ final class RedisConnection: Sendable {
     // MARK: Connecting
 
     private func connect() {
-        let endpoint = self.endpoint
+        guard let resolve = hooks.resolveEndpoint else { return connect(to: endpoint) }
+        eventLoop.makeFutureWithTask { try await resolve() }.whenComplete { result in
+            switch result {
+            case .success(let endpoint): self.connect(to: endpoint)
+            case .failure(let error as RedisError): self.connectFailed(error)
+            case .failure(let error): self.connectFailed(RedisError(.connectionRefused, "could not find the server: \(error)"))
+            }
+        }
+    }
+
+    private func connect(to endpoint: RedisConfiguration.Endpoint) {
         logger.debug("connecting to Redis", metadata: ["redis.endpoint": "\(endpoint)"])
         let commandTimeout = self.commandTimeout
         let push = hooks.push
@@ -152,7 +178,7 @@ final class RedisConnection: Sendable {
             }
             .whenComplete { result in
                 switch result {
-                case .success(let link): self.connected(link)
+                case .success(let link): self.connected(link, at: endpoint)
                 case .failure(let error): self.connectFailed(RedisError.connectFailure(error, endpoint: endpoint))
                 }
             }
@@ -170,6 +196,9 @@ final class RedisConnection: Sendable {
         }
         if configuration.database != 0 { commands.append(["SELECT", RedisArgument(configuration.database)]) }
         if let name = configuration.clientName { commands.append(["CLIENT", "SETNAME", RedisArgument(name)]) }
+        // Before the hooks' commands: a SUBSCRIBE puts the connection where ROLE is refused.
+        if hooks.requiresMasterRole { commands.append(["ROLE"]) }
+        let roleReply = commands.count - 1
         commands += hooks.handshake?() ?? []
         let loop = link.channel.eventLoop
         guard !commands.isEmpty else { return loop.makeSucceededVoidFuture() }
@@ -186,7 +215,13 @@ final class RedisConnection: Sendable {
         }
         link.handler.value.enqueue(pending)
         link.channel.writeAndFlush(bytes, promise: nil)
-        return EventLoopFuture.andAllSucceed(replies, on: loop).flatMapErrorThrowing { error in
+        let requiresMasterRole = hooks.requiresMasterRole
+        return EventLoopFuture.whenAllSucceed(replies, on: loop).flatMapThrowing { values in
+            // A failed-over master that has not heard yet, or a Sentinel's stale answer.
+            if requiresMasterRole, case .array(let role) = values[roleReply], role.first?.string != "master" {
+                throw RedisError(.connectionRefused, "the server the Sentinels named is not a master (ROLE: \(role.first?.string ?? "?")); asking them again")
+            }
+        }.flatMapErrorThrowing { error in
             guard let error = error as? RedisError else { throw error }
             switch error.code {
             case .serverError where ["WRONGPASS", "NOAUTH", "NOPERM"].contains(error.serverErrorPrefix ?? ""):
@@ -201,11 +236,12 @@ final class RedisConnection: Sendable {
         }
     }
 
-    private func connected(_ link: Link) {
+    private func connected(_ link: Link, at endpoint: RedisConfiguration.Endpoint) {
         switch state.withLock({ $0.connected(link) }) {
         case .closeLink:
             link.channel.close(promise: nil)
         case .flush(let bytes, let commands, let isReconnect):
+            current.withLock { $0 = (link.channel, endpoint) }
             logger.debug("connected to Redis", metadata: ["redis.endpoint": "\(endpoint)"])
             if !commands.isEmpty {
                 link.handler.value.enqueue(commands)
@@ -240,6 +276,18 @@ final class RedisConnection: Sendable {
         if endpoints.count > 1 { endpointTurn.wrappingAdd(1, ordering: .relaxed) }
         connect()
     }
+
+    /// Closes the channel in use unless it goes to `endpoint`, so that the connection
+    /// reconnects (asking ``Hooks/resolveEndpoint`` again): commands in flight on it fail
+    /// with ``RedisError/Code/connectionLost``, commands not yet written wait for the new one.
+    func reconnect(unlessConnectedTo endpoint: RedisConfiguration.Endpoint?) {
+        guard let (channel, connectedTo) = current.withLock({ $0 }), connectedTo != endpoint else { return }
+        logger.debug("leaving a server that is no longer the master", metadata: ["redis.endpoint": "\(connectedTo)"])
+        channel.close(promise: nil)
+    }
+
+    /// Where the channel in use goes, if one is up.
+    var connectedEndpoint: RedisConfiguration.Endpoint? { current.withLock { $0?.endpoint } }
 
     /// Closes the connection; commands not yet sent fail with ``RedisError/Code/clientClosed``,
     /// commands in flight with ``RedisError/Code/connectionLost``.

@@ -50,7 +50,17 @@ final class RedisSubscriber: Sendable {
     let connection: RedisConnection
     private let eventLoop: any EventLoop
 
-    init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {
+    /// - Parameters:
+    ///   - endpoints: where to connect, in turn after each failure (default: the
+    ///     configuration's endpoint and cluster seeds).
+    ///   - resolveEndpoint, requiresMasterRole: for a Sentinel-named master; see
+    ///     ``RedisConnection/Hooks``.
+    init(
+        configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger,
+        endpoints: [RedisConfiguration.Endpoint]? = nil,
+        resolveEndpoint: (@Sendable () async throws -> RedisConfiguration.Endpoint)? = nil,
+        requiresMasterRole: Bool = false
+    ) {
         let registry = self.registry
         self.eventLoop = eventLoop
         self.connection = RedisConnection(
@@ -69,8 +79,11 @@ final class RedisSubscriber: Sendable {
                 reconnected: {
                     logger.debug("pub/sub connection restored; subscriptions told that messages may have been missed")
                     for subscriber in registry.subscribers(for: nil) { subscriber.deliver(.messagesMayHaveBeenMissed) }
-                }
-            ))
+                },
+                resolveEndpoint: resolveEndpoint,
+                requiresMasterRole: requiresMasterRole
+            ),
+            endpoints: endpoints)
     }
 
     func subscribe<Result>(
