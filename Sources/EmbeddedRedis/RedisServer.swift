@@ -279,7 +279,7 @@ extension FileHandle {
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else

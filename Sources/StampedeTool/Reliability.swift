@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmbeddedRedis
 import Foundation
 import StampedeRedis
 
@@ -30,6 +31,10 @@ struct Reliability: AsyncParsableCommand {
             the failover lasts until the cluster serves every slot again without it. The table \
             shows the reads' errors, the longest read, and the origin calls during the failover.
 
+            sentinel-failover: the same readers against a throwaway Sentinel set (a master, a \
+            replica, three Sentinels; a master is down after 1 s). After a second the master is \
+            killed (kill -9); the failover lasts until the Sentinels name the replica.
+
             Without --redis, starts a throwaway redis-server and stops it at the end. With --redis \
             (invalidation only: the outage check kills its server, so it always gets a throwaway \
             one), writes keys under '\(ReliabilityKeys.prefix)' only and deletes them afterwards. \
@@ -38,7 +43,7 @@ struct Reliability: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "invalidation, outage, failover, or all.")
+    @Option(help: "invalidation, outage, failover, sentinel-failover, or all.")
     var check: OneOrAll<ReliabilityCheck> = .all
     @Option(help: "Worker processes.")
     var processes: Int = 4
@@ -128,6 +133,20 @@ struct Reliability: AsyncParsableCommand {
             say("")
             say(results.failover!.table)
         }
+        if checks.contains(.sentinelFailover) {
+            if results.invalidation != nil || results.outage != nil || results.failover != nil { say("") }
+            let set = try await RedisSentinelSet.start()
+            defer { set.stop() }
+            say("Sentinel failover check: started a throwaway Sentinel set (master, replica, 3 Sentinels) at \(set.url) (stopped at the end).")
+            Interruption.shared.stopOnInterrupt(set.servers + set.sentinels)
+            let check = OutageCheck(
+                processes: processes, tasks: tasks, keys: keys, outageSeconds: 0, loadMs: outageLoadMs,
+                seed: seed, namespace: ReliabilityKeys.namespace(run: run, check: .sentinelFailover))
+            results.sentinelFailover = try await check.run(onFailoverOf: set)
+            Interruption.shared.stopOnInterrupt([])
+            say("")
+            say(results.sentinelFailover!.table)
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
@@ -166,6 +185,11 @@ struct Reliability: AsyncParsableCommand {
         var invalidation: InvalidationResult?
         var outage: OutageResult?
         var failover: OutageResult?
+        var sentinelFailover: OutageResult?
+
+        enum CodingKeys: String, CodingKey {
+            case invalidation, outage, failover, sentinelFailover = "sentinel_failover"
+        }
     }
 }
 
@@ -177,4 +201,6 @@ enum ReliabilityCheck: String, ExpressibleByArgument, CaseIterable, Sendable, En
     case outage
     /// What callers see while a cluster master fails over.
     case failover
+    /// What callers see while Sentinel fails a master over.
+    case sentinelFailover = "sentinel-failover"
 }

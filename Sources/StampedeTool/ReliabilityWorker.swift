@@ -41,7 +41,7 @@ struct ReliabilityWorker: AsyncParsableCommand {
         let client = try RedisClient(configuration: configuration)
         switch check {
         case .invalidation: try await checkInvalidation(client: client, coordinator: coordinator)
-        case .outage, .failover: try await checkOutage(client: client, coordinator: coordinator)
+        case .outage, .failover, .sentinelFailover: try await checkOutage(client: client, coordinator: coordinator)
         }
         await client.shutdown()
     }

@@ -64,3 +64,25 @@ struct HitBenchmarkRoundsTests {
         #expect(two.table(rounds: 2).hasSuffix("| cache.value | 200 | 0.20x (0.10-0.30) | 2.00 us |"))
     }
 }
+
+/// `stampede bench tls` and `bench mutex --replica-acknowledgement` end to end.
+@Suite("stampede bench tls and mutex", .serialized)
+struct TLSAndMutexBenchmarkTests {
+    @Test("bench tls: GETs and connects over TLS beside plain TCP, a row each with its ratio")
+    func tls() async throws {
+        let run = try WorkerProcess(["bench", "tls", "--requests", "2000", "--connects", "3", "--rounds", "1"])
+        #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
+        let rows = run.output.filter { $0.hasPrefix("| ") && !$0.hasPrefix("| figure ") }
+        #expect(rows.count == 3, "\(run.output)")
+        for row in rows { #expect(row.hasSuffix("x |"), "\(row)") }
+    }
+
+    @Test("bench mutex --replica-acknowledgement: with and without, side by side, against a throwaway server and its replica")
+    func replicaAcknowledgement() async throws {
+        let run = try WorkerProcess(["bench", "mutex", "--replica-acknowledgement", "--iterations", "200", "--rounds", "1"])
+        #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
+        #expect(run.output.contains { $0.hasPrefix("| off | ") }, "\(run.output)")
+        #expect(run.output.contains { $0.hasPrefix("| one replica | ") }, "\(run.output)")
+        #expect(run.output.contains { $0.hasPrefix("Waiting for the replica adds") }, "\(run.output)")
+    }
+}

@@ -56,12 +56,12 @@ struct ClientThroughput: AsyncParsableCommand {
         var columns: [String: [Double]] = [:]
         for round in 1...rounds {
             columns["redis-benchmark -c 1 -P 1", default: []].append(try benchmark.getsPerSecond(clients: 1, pipeline: 1, requests: requests / 4))
-            columns["swift, 1 task", default: []].append(try await getsPerSecond(client, tasks: 1, requests: requests / 4))
-            columns["swift, 1 task, on the event loop", default: []].append(try await getsPerSecond(client, tasks: 1, requests: requests / 4, onEventLoop: true))
+            columns["swift, 1 task", default: []].append(try await Self.getsPerSecond(client, tasks: 1, requests: requests / 4))
+            columns["swift, 1 task, on the event loop", default: []].append(try await Self.getsPerSecond(client, tasks: 1, requests: requests / 4, onEventLoop: true))
             columns["redis-benchmark -c 16 -P 16", default: []].append(try benchmark.getsPerSecond(clients: 16, pipeline: 16, requests: requests))
-            columns["swift, 16 tasks", default: []].append(try await getsPerSecond(client, tasks: 16, requests: requests))
-            columns["swift, 256 tasks", default: []].append(try await getsPerSecond(client, tasks: 256, requests: requests))
-            columns["swift, 256 tasks, on the event loop", default: []].append(try await getsPerSecond(client, tasks: 256, requests: requests, onEventLoop: true))
+            columns["swift, 16 tasks", default: []].append(try await Self.getsPerSecond(client, tasks: 16, requests: requests))
+            columns["swift, 256 tasks", default: []].append(try await Self.getsPerSecond(client, tasks: 256, requests: requests))
+            columns["swift, 256 tasks, on the event loop", default: []].append(try await Self.getsPerSecond(client, tasks: 256, requests: requests, onEventLoop: true))
             print("  round \(round)/\(rounds) done")
         }
         let medians = columns.mapValues { median($0) }
@@ -100,7 +100,7 @@ struct ClientThroughput: AsyncParsableCommand {
 
     /// `tasks` concurrent tasks issue `requests` GETs in all, as fast as replies come.
     /// With `onEventLoop`, the tasks prefer the client's ``RedisClient/taskExecutor``.
-    private func getsPerSecond(_ client: RedisClient, tasks: Int, requests: Int, onEventLoop: Bool = false) async throws -> Double {
+    static func getsPerSecond(_ client: RedisClient, tasks: Int, requests: Int, onEventLoop: Bool = false) async throws -> Double {
         let clock = ContinuousClock()
         let perTask = requests / tasks
         let executor: (any TaskExecutor)? = onEventLoop ? client.taskExecutor : nil

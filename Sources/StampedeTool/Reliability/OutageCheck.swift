@@ -60,6 +60,24 @@ struct OutageCheck {
         }
     }
 
+    /// The Sentinel check: the master of a Sentinel set killed; over when the Sentinels name
+    /// another.
+    func run(onFailoverOf set: RedisSentinelSet) async throws -> OutageResult {
+        guard let oldPort = try set.masterPort(), let master = set.server(at: oldPort) else {
+            throw ToolError("the Sentinels named no master")
+        }
+        return try await run(.sentinelFailover, url: set.url) {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if let port = try? set.masterPort(), port != oldPort { return }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            throw ToolError("the Sentinels named no new master within 30 s")
+        } fault: {
+            master.kill()
+        }
+    }
+
     /// Starts the readers, runs `fault` after ``before``, then `recovery` until the fault is
     /// over; the readers go on for ``after`` and report.
     private func run(

@@ -52,11 +52,16 @@ struct OutageResult: Encodable, Sendable {
     }
 
     var table: String {
-        let window = fault == .failover ? "failover" : "outage"
+        let window = fault == .outage ? "outage" : "failover"
+        let span = switch fault {
+        case .failover: "failover (master killed until its replica serves its slots)"
+        case .sentinelFailover: "failover (master killed until the Sentinels name its replica)"
+        default: "outage"
+        }
         var rows = [
             ("processes x tasks", "\(processes) x \(tasks)"),
             ("keys", "\(keys)"),
-            (fault == .failover ? "failover (master killed until its replica serves its slots)" : "outage", String(format: "%.2f s", outageS)),
+            (span, String(format: "%.2f s", outageS)),
             ("origin calls during the \(window)", "\(originCallsDuring)"),
             ("bound: one per process and key per time to live", "\(bound)"),
             ("origin calls before / after", "\(originCallsBefore) / \(originCallsAfter)"),
@@ -65,9 +70,11 @@ struct OutageResult: Encodable, Sendable {
             ("read errors", "\(errors)"),
         ]
         if !errorSamples.isEmpty { rows.append(("errors, for example", errorSamples.joined(separator: "; "))) }
-        let what = fault == .failover
-            ? "Failover check: a master of a 3-master cluster (a replica each) killed"
-            : "Outage check: Redis killed and restarted"
+        let what = switch fault {
+        case .failover: "Failover check: a master of a 3-master cluster (a replica each) killed"
+        case .sentinelFailover: "Sentinel failover check: the master of a Sentinel set (one replica, 3 Sentinels) killed"
+        default: "Outage check: Redis killed and restarted"
+        }
         return ReliabilityTable.render(
             title: String(format: "%@, time to live %g s, origin %d ms, load locally without Redis", what, timeToLiveS, loadMs),
             rows: rows,
