@@ -74,6 +74,25 @@ struct ClusterTopologyTests {
         }
     }
 
+    @Test("a node listening on a plain and a TLS port: a TLS client takes the TLS port, a plain one the plain port")
+    func tlsPorts() throws {
+        func text(_ value: String) -> RedisValue { .bulkString(Array(value.utf8)) }
+        let node: RedisValue = .array([
+            text("id"), text("abc"), text("port"), .integer(7000), text("tls-port"), .integer(7100),
+            text("ip"), text("10.0.0.1"), text("endpoint"), text("10.0.0.1"), text("role"), text("master"), text("health"), text("online"),
+        ])
+        let tlsOnly: RedisValue = .array([
+            text("id"), text("def"), text("tls-port"), .integer(7101),
+            text("ip"), text("10.0.0.2"), text("endpoint"), text("10.0.0.2"), text("role"), text("master"), text("health"), text("online"),
+        ])
+        let reply: RedisValue = .array([
+            .array([text("slots"), .array([.integer(0), .integer(8191)]), text("nodes"), .array([node])]),
+            .array([text("slots"), .array([.integer(8192), .integer(16383)]), text("nodes"), .array([tlsOnly])]),
+        ])
+        #expect(try ClusterTopology(shardsReply: reply).masters == [ClusterNodeAddress(host: "10.0.0.1", port: 7000), ClusterNodeAddress(host: "10.0.0.2", port: 7101)])
+        #expect(try ClusterTopology(shardsReply: reply, usesTLS: true).masters == [ClusterNodeAddress(host: "10.0.0.1", port: 7100), ClusterNodeAddress(host: "10.0.0.2", port: 7101)])
+    }
+
     @Test("MOVED, ASK and the errors that mean a command did not run are told apart from the rest")
     func replies() throws {
         let node = try #require(ClusterNodeAddress("127.0.0.1:6381"))

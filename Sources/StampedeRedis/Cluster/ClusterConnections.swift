@@ -191,7 +191,8 @@ final class ClusterConnections: Sendable {
         var best: ClusterTopology?
         for node in nodesToAsk {
             do {
-                let topology = try ClusterTopology(shardsReply: try await connection(to: node).send(["CLUSTER", "SHARDS"]))
+                let reply = try await connection(to: node).send(["CLUSTER", "SHARDS"])
+                let topology = try ClusterTopology(shardsReply: reply, usesTLS: configuration.tls != nil)
                 if topology.coversEverySlot {
                     best = topology
                     break

@@ -50,8 +50,10 @@ public struct ClusterTopology: Sendable, Equatable {
     /// The topology in a reply to `CLUSTER SHARDS` (Redis 7 and later). A shard whose master
     /// is not online serves no slot.
     ///
+    /// - Parameter usesTLS: whether the client speaks TLS: each node's `tls-port` is then
+    ///   taken before its `port` (a node may listen on both).
     /// - Throws: ``RedisError/Code/protocolError`` for a reply of another shape.
-    public init(shardsReply reply: RedisValue) throws(RedisError) {
+    public init(shardsReply reply: RedisValue, usesTLS: Bool = false) throws(RedisError) {
         guard let shardValues = reply.array else { throw Self.malformed(reply) }
         var shards: [Shard] = []
         for shardValue in shardValues {
@@ -70,7 +72,7 @@ public struct ClusterTopology: Sendable, Equatable {
             var replicas: [ClusterNodeAddress] = []
             for nodeValue in nodeValues {
                 let node = try Self.fields(of: nodeValue)
-                guard let role = node["role"]?.string, let port = node["port"]?.int ?? node["tls-port"]?.int else {
+                guard let role = node["role"]?.string, let port = usesTLS ? node["tls-port"]?.int ?? node["port"]?.int : node["port"]?.int ?? node["tls-port"]?.int else {
                     throw Self.malformed(nodeValue)
                 }
                 // Clients are to use "endpoint"; "ip" is the fallback of older replies.
