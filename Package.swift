@@ -72,6 +72,7 @@ let package = Package(
                 "StampedeRedis", "EmbeddedRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/StampedeTestSupport"
         ),

@@ -15,10 +15,13 @@ public final class RedisSentinelSet: Sendable {
     /// The master and the replica as started (after a failover, the replica is the master).
     public let servers: [RedisServer]
     public let sentinels: [RedisServer]
+    /// The Sentinels' own password, if they were given one.
+    public let sentinelPassword: String?
 
-    private init(servers: [RedisServer], sentinels: [RedisServer]) {
+    private init(servers: [RedisServer], sentinels: [RedisServer], sentinelPassword: String?) {
         self.servers = servers
         self.sentinels = sentinels
+        self.sentinelPassword = sentinelPassword
     }
 
     /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster`.
@@ -27,8 +30,9 @@ public final class RedisSentinelSet: Sendable {
     }
 
     /// Starts the servers and the Sentinels and waits until every Sentinel knows the
-    /// replica and the two other Sentinels (at most `limit`).
-    public static func start(within limit: Duration = .seconds(30)) async throws -> RedisSentinelSet {
+    /// replica and the two other Sentinels (at most `limit`). With `sentinelPassword`, the
+    /// Sentinels require it of their clients (and of each other).
+    public static func start(sentinelPassword: String? = nil, within limit: Duration = .seconds(30)) async throws -> RedisSentinelSet {
         var started: [RedisServer] = []
         do {
             let master = try await RedisServer.start(.init(extraArguments: ["--repl-diskless-sync-delay", "0"]))
@@ -40,15 +44,17 @@ public final class RedisSentinelSet: Sendable {
             started.append(replica)
             var sentinels: [RedisServer] = []
             for _ in 0..<3 {
-                let sentinel = try await RedisServer.start(.sentinel([
+                var lines = [
                     "sentinel monitor \(masterName) 127.0.0.1 \(masterPort) 2",
                     "sentinel down-after-milliseconds \(masterName) 1000",
                     "sentinel failover-timeout \(masterName) 5000",
-                ]))
+                ]
+                if let sentinelPassword { lines += ["requirepass \(sentinelPassword)", "sentinel sentinel-pass \(sentinelPassword)"] }
+                let sentinel = try await RedisServer.start(.sentinel(lines))
                 started.append(sentinel)
                 sentinels.append(sentinel)
             }
-            let set = RedisSentinelSet(servers: [master, replica], sentinels: sentinels)
+            let set = RedisSentinelSet(servers: [master, replica], sentinels: sentinels, sentinelPassword: sentinelPassword)
             try await set.waitUntilReady(within: limit)
             return set
         } catch {
@@ -72,7 +78,7 @@ public final class RedisSentinelSet: Sendable {
         else { return false }
         for sentinel in sentinels {
             guard let port = sentinel.port else { return false }
-            let fields = try cli(["-p", "\(port)", "sentinel", "master", Self.masterName]).split(separator: "\n").map(String.init)
+            let fields = try cli(sentinelArguments(port) + ["sentinel", "master", Self.masterName]).split(separator: "\n").map(String.init)
             func field(_ name: String) -> String? { fields.firstIndex(of: name).flatMap { $0 + 1 < fields.count ? fields[$0 + 1] : nil } }
             guard field("num-other-sentinels") == "2", field("num-slaves") == "1" else { return false }
         }
@@ -83,10 +89,15 @@ public final class RedisSentinelSet: Sendable {
     public func masterPort() throws -> Int? {
         for sentinel in sentinels {
             guard let port = sentinel.port else { continue }
-            let reply = try cli(["-p", "\(port)", "sentinel", "get-master-addr-by-name", Self.masterName]).split(separator: "\n")
+            let reply = try cli(sentinelArguments(port) + ["sentinel", "get-master-addr-by-name", Self.masterName]).split(separator: "\n")
             if reply.count == 2, let masterPort = Int(reply[1]) { return masterPort }
         }
         return nil
+    }
+
+    /// `redis-cli` arguments that reach the Sentinel on `port`, with its password.
+    public func sentinelArguments(_ port: Int) -> [String] {
+        ["-p", "\(port)"] + (sentinelPassword.map { ["-a", $0, "--no-auth-warning"] } ?? [])
     }
 
     /// The server listening on `port`.

@@ -98,6 +98,34 @@ struct SentinelTests {
         }
     }
 
+    @Test("Sentinels with a password: found with sentinel_password, refused without it; no password in any error or log line")
+    func sentinelPassword() async throws {
+        let set = try await RedisSentinelSet.start(sentinelPassword: "s3ntinel-pw")
+        defer { set.stop() }
+        let logs = LogCapture()
+        var configuration = try RedisConfiguration(url: set.url + "?sentinel_password=s3ntinel-pw")
+        configuration.password = nil
+        let client = try RedisClient(configuration: configuration, logger: logs.logger())
+        try await client.send("SET", "k", "v")
+        #expect(try await client.send("GET", "k").string == "v")
+        await client.shutdown()
+
+        var without = try RedisConfiguration(url: set.url)
+        without.connectTimeout = .milliseconds(500)
+        let refused = try RedisClient(configuration: without, logger: logs.logger())
+        let error = await redisError { try await refused.send("PING") }
+        await refused.shutdown()
+        #expect(error?.code == .connectionRefused)
+        #expect(error?.message.contains("authenticationFailed") == true, "\(String(describing: error))")
+
+        let urlError = await redisError { _ = try RedisConfiguration(url: set.url + "?sentinel_password=s3ntinel-pw&bad=1") }
+        #expect(urlError?.code == .invalidURL)
+        for line in logs.all.map(\.description) + [error?.description ?? "", urlError?.description ?? "", "\(configuration)"] {
+            #expect(!line.contains("s3ntinel-pw"), "\(line)")
+        }
+        #expect(!logs.all.isEmpty, "the client logged its connects")
+    }
+
     /// `cmdstat_incr` calls on the server at `port`.
     func incrCalls(onPort port: Int) async throws -> Int {
         try await withClient(RedisConfiguration(url: "redis://127.0.0.1:\(port)")) { node in
