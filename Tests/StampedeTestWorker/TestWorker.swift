@@ -8,7 +8,7 @@ struct TestWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede-test-worker",
         abstract: "Worker processes for Stampede's multi-process tests.",
-        subcommands: [CacheWorker.self, MutexWorker.self]
+        subcommands: [CacheWorker.self, MutexWorker.self, NearReaderWorker.self]
     )
 }
 

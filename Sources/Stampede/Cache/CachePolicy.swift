@@ -99,6 +99,14 @@ public struct CachePolicy: Sendable {
     /// How long past fresh an entry is kept in Redis: the longer of the two stale windows.
     var staleWindow: Duration { max(staleWhileRevalidate, staleIfError) }
 
+    /// How long a stored value stays fresh, then stale: the time to live (or the negative
+    /// one, for "no such value") with its share of jitter, then the stale window.
+    func storedTimes(isNegative: Bool, jitterDraw: Double) -> (fresh: Duration, stale: Duration) {
+        var fresh = isNegative ? negativeTimeToLive : timeToLive
+        if jitter > .zero { fresh += jitter * jitterDraw }
+        return (fresh, isNegative ? .zero : staleWindow)
+    }
+
     /// Runs on every lookup: the messages are built only when a check fails.
     func validate() throws(StampedeError) {
         func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(StampedeError) {

@@ -350,7 +350,7 @@ public final class StampedeCache: Sendable {
     /// without it the first lookups do this work themselves.
     public func prepare() async throws {
         _ = try await StampedeError.fromRedis {
-            for script in [CacheScripts.leaseGet, CacheScripts.fill, CacheScripts.fail, CacheScripts.invalidate, LeaseWatchdog.renewScript] {
+            for script in [CacheScripts.leaseGet, CacheScripts.fill, CacheScripts.fail, CacheScripts.invalidate, CacheScripts.set, LeaseWatchdog.renewScript] {
                 try await client.send("SCRIPT", "LOAD", RedisArgument(script.source))
             }
         }

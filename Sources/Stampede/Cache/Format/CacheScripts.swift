@@ -176,6 +176,26 @@ enum CacheScripts {
         return 1
         """)
 
+    /// A value written by the application (``StampedeCache/set(_:for:policy:)``): bumps the
+    /// fence, so that a fill of a load in flight is rejected, stores the entry under the new
+    /// fence, and tells every process (the invalidation message: near entries and lookups in
+    /// flight are dropped, and the next read finds the new value).
+    /// ARGV: value, fresh ms, stale ms, negative ("1"/"0"), channel, message. Returns the fence.
+    static let set = RedisScript("""
+        \(helpers)
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local fence = bump(KEYS[3], now)
+        local fu = now + tonumber(ARGV[2])
+        local su = fu + tonumber(ARGV[3])
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], '\(CacheFormat.valueField)', ARGV[1], '\(CacheFormat.fenceField)', string.format('%d', fence), '\(CacheFormat.metadataField)', string.format('2:%d:%d:0:', fu, su) .. ARGV[4])
+        redis.call('PEXPIREAT', KEYS[1], su)
+        redis.call('PEXPIREAT', KEYS[3], string.format('%d', su + \(fenceKeptMilliseconds)))
+        redis.call('PUBLISH', ARGV[5], ARGV[6])
+        return fence
+        """)
+
     /// Removes the entry (mode "remove") or marks it stale now, keeping it for stale serving
     /// (mode "expire"); either way bumps the fence so that an in-flight fill is rejected.
     /// ARGV: mode, channel, message. Returns the new fence.

@@ -89,10 +89,8 @@ struct LeaderMachine {
         let failure: Failure
         switch end {
         case .loaded(let bytes):
-            let isNegative = bytes == nil
-            var fresh = isNegative ? policy.negativeTimeToLive : policy.timeToLive
-            if policy.jitter > .zero { fresh += policy.jitter * jitterDraw }
-            return .fill(bytes, fresh: fresh, stale: isNegative ? .zero : policy.staleWindow)
+            let (fresh, stale) = policy.storedTimes(isNegative: bytes == nil, jitterDraw: jitterDraw)
+            return .fill(bytes, fresh: fresh, stale: stale)
         case .failed:
             failure = .loaderFailed
         case .timedOut:
