@@ -63,6 +63,7 @@ let package = Package(
                 "StampedeRedis",
                 "EmbeddedRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Helpers the test suites share: servers, clients, processes, waiting.
@@ -82,6 +83,7 @@ let package = Package(
             dependencies: [
                 "Stampede", "StampedeRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/StampedeTestWorker"
         ),

@@ -49,13 +49,14 @@ public final class RedisClient: Sendable {
     /// - Parameters:
     ///   - configuration: where and how to connect.
     ///   - eventLoopGroup: the event loops for the connections. Default: NIO's shared group.
-    ///   - logger: receives connection events at debug level.
+    ///   - logger: receives connection events at debug level, a Sentinel's switch as info.
+    ///     Default: a `stampede.redis` logger of the global `LoggingSystem`.
     /// - Throws: ``RedisError`` with ``RedisError/Code/invalidArgument`` when the
     ///   configuration is out of range.
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "stampede.redis", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "stampede.redis")
     ) throws(RedisError) {
         try configuration.validate()
         self.configuration = configuration

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 
 @main
 struct Stampede: AsyncParsableCommand {
@@ -16,6 +17,10 @@ struct Stampede: AsyncParsableCommand {
     /// As ArgumentParser's, except that a failure is one line on standard error: what went
     /// wrong, without the usage text (`--help` has that).
     static func main() async {
+        // The caches and locks the tool runs log through the global logging system; their
+        // warnings (Redis unavailable during an outage check, say) are what the tool measures,
+        // not news to print, and the workers' standard output carries their protocol.
+        LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

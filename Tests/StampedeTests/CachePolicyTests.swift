@@ -122,11 +122,11 @@ struct CachePolicyTests {
                 return try await group.reduce(into: [String]()) { $0.append($1) }
             }
             _ = try await fetch(cache, "k") { "unused" }
-            #expect(try metrics.expectCounter("stampede.cache.misses").totalValue == 1)
-            #expect(try metrics.expectCounter("stampede.cache.loads").totalValue == 1)
-            #expect(try metrics.expectCounter("stampede.cache.coalesced").totalValue == 9)
-            #expect(try metrics.expectCounter("stampede.cache.hits").totalValue == 1)
-            #expect(try metrics.expectTimer("stampede.cache.load").values.count == 1)
+            #expect(try metrics.cacheCounter("misses", of: cache).totalValue == 1)
+            #expect(try metrics.cacheCounter("loads", of: cache).totalValue == 1)
+            #expect(try metrics.cacheCounter("coalesced", of: cache).totalValue == 9)
+            #expect(try metrics.cacheCounter("hits", of: cache).totalValue == 1)
+            #expect(try metrics.cacheTimer("load", of: cache).values.count == 1)
         }
     }
 }

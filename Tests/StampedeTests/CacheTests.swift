@@ -261,7 +261,7 @@ struct CacheTests {
             try await client.send("HSET", RedisArgument(CacheFormat.Keys(namespace: namespace, key: "j").entry), "v", "x", "m", "9:1:2:3:0")  // another format
             #expect(try await fetch(cache, "j") { "loaded" } == "loaded")
             #expect(try await fetch(cache, "j") { "again" } == "loaded")
-            #expect(try metrics.expectCounter("stampede.cache.corrupt_entries").totalValue == 2)
+            #expect(try metrics.cacheCounter("corrupt_entries", of: cache).totalValue == 2)
         }
     }
 

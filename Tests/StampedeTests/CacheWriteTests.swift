@@ -48,7 +48,7 @@ struct CacheWriteTests {
             // The loading caller gets what its own load returned...
             #expect(try await loading.value == "from the origin")
             // ...but it was not stored over the value set meanwhile.
-            #expect(try metrics.expectCounter("stampede.cache.fills_rejected").totalValue == 1)
+            #expect(try metrics.cacheCounter("fills_rejected", of: cache).totalValue == 1)
             #expect(try await cache.cachedValue(for: "report", as: String.self) == "written")
             #expect(try await fetch(cache, "report") { "not called" } == "written")
             await cache.shutdown()

@@ -68,7 +68,7 @@ struct ClusterCacheTests {
                 await origin.waitForCalls(1)
                 let following = Task { try await fetch(follower, key) { "the follower must not load" } }
                 // The follower found the lease taken and waits for the leader's fill.
-                #expect(await eventually { (try? metrics.expectCounter("stampede.cache.lease_contended").totalValue) ?? 0 >= 1 })
+                #expect(await eventually { (try? metrics.cacheCounter("lease_contended", of: follower).totalValue) ?? 0 >= 1 })
                 origin.release()
                 #expect(try await leading.value == "v1")
                 #expect(try await following.value == "v1")

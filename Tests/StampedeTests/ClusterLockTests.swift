@@ -171,7 +171,7 @@ struct ClusterLockTests {
                 metricsFactory: metrics)
             let key = try #require((0..<500).map { "k\($0)" }.first { topology.master(for: HashSlot(key: CacheFormat.Keys(namespace: prefix, key: $0).entry)) == master })
             #expect(try await fetch(cache, key) { "loaded" } == "loaded")
-            #expect(try metrics.expectCounter("stampede.cache.leases_unacknowledged").totalValue == 1)
+            #expect(try metrics.cacheCounter("leases_unacknowledged", of: cache).totalValue == 1)
             await cache.shutdown()
 
             // A timeout the command timeout would cut short is refused before anything is sent.

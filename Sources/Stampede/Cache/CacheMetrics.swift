@@ -1,6 +1,7 @@
 import Metrics
 
-/// The cache's swift-metrics instruments, all labelled `stampede.cache.*`.
+/// The cache's swift-metrics instruments, all labelled `stampede.cache.*`, with the cache's
+/// namespace as a dimension.
 @usableFromInline
 struct CacheMetrics: Sendable {
     /// Fresh values served from Redis.
@@ -32,15 +33,21 @@ struct CacheMetrics: Sendable {
     /// Lookups that found foreign or unreadable data under a key's names and replaced it: an
     /// entry (a miss), a lock without expiry (taken over), a fence that is not a number.
     let corruptEntries: Counter
+    /// Values loaded without Redis because it was unavailable
+    /// (``CachePolicy/RedisUnavailable/loadLocally``).
+    let loadsWithoutRedis: Counter
     /// Leases that fewer replicas than ``StampedeCache/Configuration/replicaAcknowledgement``
     /// asks for acknowledged in time.
     let leasesUnacknowledged: Counter
     /// Time the loader took.
     let loadTime: Timer
 
-    init(factory: (any MetricsFactory)?) {
+    /// - Parameter namespace: the cache's, as the `namespace` dimension of every instrument,
+    ///   so that two caches in one process report apart.
+    init(factory: (any MetricsFactory)?, namespace: String) {
         let factory = factory ?? MetricsSystem.factory
-        func counter(_ name: String) -> Counter { Counter(label: "stampede.cache.\(name)", factory: factory) }
+        let dimensions = [("namespace", namespace)]
+        func counter(_ name: String) -> Counter { Counter(label: "stampede.cache.\(name)", dimensions: dimensions, factory: factory) }
         hits = counter("hits")
         nearHits = counter("near_hits")
         staleServed = counter("stale_served")
@@ -56,6 +63,7 @@ struct CacheMetrics: Sendable {
         notifications = counter("notifications")
         corruptEntries = counter("corrupt_entries")
         leasesUnacknowledged = counter("leases_unacknowledged")
-        loadTime = Timer(label: "stampede.cache.load", factory: factory)
+        loadsWithoutRedis = counter("loads_without_redis")
+        loadTime = Timer(label: "stampede.cache.load", dimensions: dimensions, factory: factory)
     }
 }

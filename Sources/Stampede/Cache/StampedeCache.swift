@@ -124,13 +124,15 @@ public final class StampedeCache: Sendable {
     }
 
     /// - Parameters:
-    ///   - logger: loads, rejected fills and fallbacks at debug level; lost leases as warnings.
+    ///   - logger: loads and rejected fills at debug level; lost leases, loads without Redis
+    ///     and leases no replica acknowledged as warnings. Default: a `stampede.cache` logger
+    ///     of the global `LoggingSystem`.
     ///   - metricsFactory: where the `stampede.cache.*` metrics report. Default: the global
     ///     `MetricsSystem`.
     public convenience init(
         client: RedisClient,
         configuration: Configuration = Configuration(),
-        logger: Logger = Logger(label: "stampede.cache", factory: { _ in SwiftLogNoOpLogHandler() }),
+        logger: Logger = Logger(label: "stampede.cache"),
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.init(client: client, configuration: configuration, logger: logger, metricsFactory: metricsFactory, clock: SystemClock())
@@ -148,7 +150,7 @@ public final class StampedeCache: Sendable {
             Result { () throws(StampedeError) in try configuration.policy.validate() },
             Result { () throws(StampedeError) in try configuration.validate(commandTimeout: client.configuration.commandTimeout) })
         self.logger = logger
-        let metrics = CacheMetrics(factory: metricsFactory)
+        let metrics = CacheMetrics(factory: metricsFactory, namespace: configuration.namespace)
         self.metrics = metrics
         let near = configuration.nearCache.map { NearCache(capacity: max($0.capacity, 1)) }
         self.near = near
@@ -185,6 +187,8 @@ public final class StampedeCache: Sendable {
     /// - Parameters:
     ///   - key: the cache key, 1 to ``maximumKeyLength`` bytes.
     ///   - policy: this call's policy; `nil` for the cache's.
+    ///   - logger: where this call's lookup logs (a request's logger, say); `nil` for the
+    ///     cache's. Callers that join another caller's lookup log through that one's.
     ///   - load: the origin. Across every process, one caller per key and expiry runs it.
     /// - Returns: the value, or `nil` when the loader said there is none.
     /// - Throws: ``StampedeError`` (``StampedeError/Code/invalidKey``,
@@ -198,11 +202,12 @@ public final class StampedeCache: Sendable {
         for key: String,
         as type: Value.Type = Value.self,
         policy: CachePolicy? = nil,
+        logger: Logger? = nil,
         load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
         // An invalid key is never in the near cache; the lookup rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
-        return try await decodedLookup(key, as: Value.self, policy: policy, makeLoader: { load })
+        return try await decodedLookup(key, as: Value.self, policy: policy, logger: logger, makeLoader: { load })
     }
 
     // The generic entry points are inlinable so that they are specialized for the caller's
@@ -220,10 +225,10 @@ public final class StampedeCache: Sendable {
     /// read calls it, so that hits and callers that join another's lookup build no closures.
     @inlinable
     nonisolated(nonsending) func decodedLookup<Value: Codable & Sendable>(
-        _ key: String, as type: Value.Type, policy: CachePolicy?,
+        _ key: String, as type: Value.Type, policy: CachePolicy?, logger: Logger?,
         makeLoader: () -> @Sendable () async throws -> Value?
     ) async throws -> Value? {
-        let bytes = try await sharedLookup(key, policy: policy) {
+        let bytes = try await sharedLookup(key, policy: policy, logger: logger) {
             let load = makeLoader()
             let codec = configuration.codec
             let maximumSize = configuration.maximumValueSize
@@ -245,7 +250,7 @@ public final class StampedeCache: Sendable {
     /// checked against the maximum size; only the caller that leads the lookup calls it.
     @usableFromInline
     nonisolated(nonsending) func sharedLookup(
-        _ key: String, policy: CachePolicy?, makeLoader: () -> @Sendable () async throws -> [UInt8]?
+        _ key: String, policy: CachePolicy?, logger: Logger?, makeLoader: () -> @Sendable () async throws -> [UInt8]?
     ) async throws -> [UInt8]? {
         try Self.validate(key: key)
         try configurationCheck.rest.get()
@@ -264,7 +269,8 @@ public final class StampedeCache: Sendable {
                 return found.bytes
             }
             let load = makeLoader()
-            flights.launch(arrival) { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, load: load) }
+            let logger = logger ?? self.logger
+            flights.launch(arrival) { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, logger: logger, load: load) }
         } else {
             metrics.coalesced.increment()
         }
@@ -302,12 +308,13 @@ public final class StampedeCache: Sendable {
         for key: String,
         as type: Value.Type = Value.self,
         policy: CachePolicy? = nil,
+        logger: Logger? = nil,
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
         let found: Value?? = if let cached { cached } else {
-            try await decodedLookup(key, as: Value.self, policy: policy, makeLoader: { { try await load() } })
+            try await decodedLookup(key, as: Value.self, policy: policy, logger: logger, makeLoader: { { try await load() } })
         }
         guard let found, let value = found else {
             throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")

@@ -56,13 +56,14 @@ public final class RedisMutex: Sendable {
     ///   - client: the Redis client the lock uses.
     ///   - keyPrefix: prepended to every key and channel.
     ///   - logger: acquisitions and releases at debug level, a lost lease as a warning.
+    ///     Default: a `stampede.lock` logger of the global `LoggingSystem`.
     ///   - metricsFactory: where the counters `stampede.lock.acquired`, `.contended`,
     ///     `.renewals`, `.lost` and the timer `stampede.lock.wait` report. Default: the
     ///     global `MetricsSystem`.
     public convenience init(
         client: RedisClient,
         keyPrefix: String = "stampede:lock:",
-        logger: Logger = Logger(label: "stampede.lock", factory: { _ in SwiftLogNoOpLogHandler() }),
+        logger: Logger = Logger(label: "stampede.lock"),
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.init(client: client, keyPrefix: keyPrefix, logger: logger, metricsFactory: metricsFactory, clock: SystemClock())

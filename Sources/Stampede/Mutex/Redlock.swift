@@ -41,7 +41,7 @@ public final class Redlock: Sendable {
         keyPrefix: String = "stampede:redlock:",
         attempts: Int = 3,
         retryDelay: Duration = .milliseconds(200),
-        logger: Logger = Logger(label: "stampede.redlock", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "stampede.redlock")
     ) throws(StampedeError) {
         guard !clients.isEmpty else { throw StampedeError(.invalidArgument, "Redlock needs at least one master") }
         guard attempts >= 1 else { throw StampedeError(.invalidArgument, "attempts must be at least 1, got \(attempts)") }

@@ -1,3 +1,4 @@
+import MetricsTestKit
 import Foundation
 import Logging
 import Metrics
@@ -99,4 +100,16 @@ extension StampedeCache {
 /// closures around it need no type annotations.
 func fetch(_ cache: StampedeCache, _ key: String, _ load: @escaping @Sendable () async throws -> String) async throws -> String {
     try await cache.value(for: key, load: load)
+}
+
+extension TestMetrics {
+    /// The cache's counter `stampede.cache.NAME`, with its namespace dimension.
+    func cacheCounter(_ name: String, of cache: StampedeCache) throws -> TestCounter {
+        try expectCounter("stampede.cache.\(name)", [("namespace", cache.configuration.namespace)])
+    }
+
+    /// The cache's timer `stampede.cache.NAME`, with its namespace dimension.
+    func cacheTimer(_ name: String, of cache: StampedeCache) throws -> TestTimer {
+        try expectTimer("stampede.cache.\(name)", [("namespace", cache.configuration.namespace)])
+    }
 }

@@ -12,7 +12,7 @@ extension StampedeCache {
     /// `earlyRefreshDraw` is the draw the hit read judged with: the script must judge with
     /// the same one, or a refresh would need two draws to agree and come half as often as
     /// the policy's beta says. A lookup that goes round again draws anew.
-    func lookup(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double, load: @escaping Loader) async throws -> Found {
+    func lookup(_ key: String, policy: CachePolicy, earlyRefreshDraw: Double, logger: Logger, load: @escaping Loader) async throws -> Found {
         let keys = CacheFormat.Keys(namespace: configuration.namespace, key: key)
         // Watched before the first read, so that a fill between a read and the wait is not missed.
         var seen = events.watch(key)
@@ -82,14 +82,14 @@ extension StampedeCache {
                     metrics.staleServed.increment()
                 }
                 if refresh, let read {
-                    refreshInBackground(keys: keys, lease: read.lease, leasedAt: read.sentAt, policy: policy, load: load)
+                    refreshInBackground(keys: keys, lease: read.lease, leasedAt: read.sentAt, policy: policy, logger: logger, load: load)
                 }
                 return Found(entry)
 
             case .lead:
                 metrics.misses.increment()
                 guard let leader = machine.leader(), let read else { preconditionFailure("a lookup leads only after a read") }
-                return try await lead(leader, keys: keys, lease: read.lease, leasedAt: read.sentAt, load: load)
+                return try await lead(leader, keys: keys, lease: read.lease, leasedAt: read.sentAt, logger: logger, load: load)
 
             case .startListening(let limit):
                 action = machine.listening(started: await events.ensureListening(within: limit), now: clock.now)
@@ -110,7 +110,7 @@ extension StampedeCache {
                 return Found(bytes: try await load())
 
             case .loadWithoutRedis:
-                return try await loadWithoutRedis(key, policy: policy, load: load, cause: redisError)
+                return try await loadWithoutRedis(key, policy: policy, load: load, cause: redisError, logger: logger)
             }
         }
     }
@@ -170,12 +170,13 @@ extension StampedeCache {
 
     /// Redis could not be reached and the policy says to load without it: the value kept
     /// from an earlier load in the outage, else the loader's (kept for its time to live).
-    private func loadWithoutRedis(_ key: String, policy: CachePolicy, load: Loader, cause: RedisError?) async throws -> Found {
+    private func loadWithoutRedis(_ key: String, policy: CachePolicy, load: Loader, cause: RedisError?, logger: Logger) async throws -> Found {
         let exactKey = ExactKey(key)
         if let kept = outageValues.entry(for: exactKey, now: clock.now) {
             return Found(bytes: kept.bytes)
         }
-        logger.debug("Redis unavailable; loading without the cache", metadata: [
+        metrics.loadsWithoutRedis.increment()
+        logger.warning("Redis unavailable; loading without the cache", metadata: [
             "stampede.key": "\(key)", "stampede.error": "\(cause.map { "\($0.code): \($0.message)" } ?? "unknown")",
         ])
         metrics.loads.increment()
@@ -195,11 +196,12 @@ extension StampedeCache {
     /// The leader's part: the load runs apart (a load that outlives the soft timeout still
     /// fills the cache); the callers get what ``LeaderMachine`` answers.
     private func lead(
-        _ leader: LeaderMachine, keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, load: @escaping Loader
+        _ leader: LeaderMachine, keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, logger: Logger,
+        load: @escaping Loader
     ) async throws -> Found {
         let outcome = OneShot<Result<[UInt8]?, any Error>>()
         background.start {
-            outcome.finish(await Result { try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, load: load) })
+            outcome.finish(await Result { try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, logger: logger, load: load) })
         }
         let result: Result<[UInt8]?, any Error>?
         if let soft = leader.softTimeout {
@@ -232,14 +234,15 @@ extension StampedeCache {
     }
 
     private func refreshInBackground(
-        keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy, load: @escaping Loader
+        keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, policy: CachePolicy, logger: Logger,
+        load: @escaping Loader
     ) {
         background.start {
             let leader = LeaderMachine(refreshing: lease.name, policy: policy)
             do {
-                _ = try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, load: load)
+                _ = try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, logger: logger, load: load)
             } catch {
-                self.logger.debug("background refresh failed; the old value stays", metadata: [
+                logger.debug("background refresh failed; the old value stays", metadata: [
                     "stampede.key": "\(lease.name)", "stampede.error": "\(error)",
                 ])
             }
@@ -250,7 +253,8 @@ extension StampedeCache {
     /// timeout), then writes what ``LeaderMachine/write(after:jitterDraw:)`` says: a fenced
     /// fill, or the failure that frees the lease and tells the followers.
     func loadAndFill(
-        _ leader: LeaderMachine, keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, load: @escaping Loader
+        _ leader: LeaderMachine, keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, logger: Logger,
+        load: @escaping Loader
     ) async throws -> [UInt8]? {
         metrics.loads.increment()
         let policy = leader.policy
@@ -273,7 +277,7 @@ extension StampedeCache {
         }
         switch leader.write(after: end, jitterDraw: Double.random(in: 0...1)) {
         case .fill(let bytes, let fresh, let stale):
-            await fill(keys: keys, lease: lease, bytes: bytes, fresh: fresh, stale: stale, loadTime: elapsed)
+            await fill(keys: keys, lease: lease, bytes: bytes, fresh: fresh, stale: stale, loadTime: elapsed, logger: logger)
             return bytes
         case .reportFailure(let retryDelay, let failure):
             metrics.loadErrors.increment()
@@ -290,7 +294,7 @@ extension StampedeCache {
     }
 
     private func fill(
-        keys: CacheFormat.Keys, lease: Lease, bytes: [UInt8]?, fresh: Duration, stale: Duration, loadTime: Duration
+        keys: CacheFormat.Keys, lease: Lease, bytes: [UInt8]?, fresh: Duration, stale: Duration, loadTime: Duration, logger: Logger
     ) async {
         let key = lease.name
         do {
