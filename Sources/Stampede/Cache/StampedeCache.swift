@@ -49,6 +49,10 @@ public final class StampedeCache: Sendable {
         /// `stampede.cache.leases_unacknowledged`. Default: `nil` (Redis's asynchronous
         /// replication).
         public var replicaAcknowledgement: ReplicaAcknowledgement?
+        /// How long a service's graceful shutdown waits for background refreshes (and loads
+        /// past a soft timeout) to store their values (see ``StampedeCache/run()``).
+        /// Default: 10 s.
+        public var shutdownDeadline: Duration = .seconds(10)
 
         public init(
             namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
@@ -371,5 +375,19 @@ public final class StampedeCache: Sendable {
     public func shutdown() async {
         await background.drain()
         await events.close()
+    }
+
+    /// As ``shutdown()``, waiting at most `deadline` for the background work.
+    ///
+    /// - Returns: whether the background work finished in time; what did not goes on, and
+    ///   does not store its value if the process exits first.
+    @discardableResult
+    public func shutdown(within deadline: Duration) async -> Bool {
+        let finished = await background.drain(until: clock.now + deadline, clock: clock)
+        if !finished {
+            logger.warning("background refreshes still running at the shutdown deadline", metadata: ["stampede.deadline": "\(deadline)"])
+        }
+        await events.close()
+        return finished
     }
 }
