@@ -52,13 +52,17 @@ public final class StampedeCache: Sendable {
         /// How long a service's graceful shutdown waits for background refreshes (and loads
         /// past a soft timeout) to store their values (see ``StampedeCache/run()``).
         /// Default: 10 s.
-        public var shutdownDeadline: Duration = .seconds(10)
+        public var shutdownDeadline: Duration
+        /// Spans for lookups and origin calls (``CacheTracing``); `nil` for none, which costs
+        /// a lookup nothing. Default: `nil`.
+        public var tracing: CacheTracing?
 
         public init(
             namespace: String = "stampede", policy: CachePolicy = CachePolicy(),
             codec: any CacheCodec = JSONCacheCodec(), maximumValueSize: Int = 1 << 20,
             nearCache: NearCacheOptions? = nil, outageCapacity: Int = 10_000,
-            replicaAcknowledgement: ReplicaAcknowledgement? = nil
+            replicaAcknowledgement: ReplicaAcknowledgement? = nil, shutdownDeadline: Duration = .seconds(10),
+            tracing: CacheTracing? = nil
         ) {
             self.namespace = namespace
             self.policy = policy
@@ -67,6 +71,8 @@ public final class StampedeCache: Sendable {
             self.nearCache = nearCache
             self.outageCapacity = outageCapacity
             self.replicaAcknowledgement = replicaAcknowledgement
+            self.shutdownDeadline = shutdownDeadline
+            self.tracing = tracing
         }
 
         /// The checks that do not depend on the lookup's policy.
@@ -209,6 +215,11 @@ public final class StampedeCache: Sendable {
         logger: Logger? = nil,
         load: @escaping @Sendable () async throws -> Value?
     ) async throws -> Value? {
+        if let tracing = configuration.tracing {
+            return try await traced(key, tracing, nearHit: { try nearValue(Value.self, key: key) }) {
+                try await decodedLookup(key, as: Value.self, policy: policy, logger: logger, makeLoader: { load })
+            }
+        }
         // An invalid key is never in the near cache; the lookup rejects it.
         if let hit = try nearValue(Value.self, key: key) { return hit }
         return try await decodedLookup(key, as: Value.self, policy: policy, logger: logger, makeLoader: { load })
@@ -269,6 +280,7 @@ public final class StampedeCache: Sendable {
             // One early-refresh draw for the hit read and the script's decision alike.
             let draw = policy.earlyRefreshDraw()
             if let found = await hitRead(key, policy: policy, earlyRefreshDraw: draw) {
+                LookupTrace.note(.hit)
                 flights.finish(arrival, with: .success(found))
                 return found.bytes
             }
@@ -276,6 +288,7 @@ public final class StampedeCache: Sendable {
             let logger = logger ?? self.logger
             flights.launch(arrival) { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, logger: logger, load: load) }
         } else {
+            LookupTrace.note(.joined)
             metrics.coalesced.increment()
         }
         return try await flights.result(of: arrival).bytes
@@ -315,6 +328,15 @@ public final class StampedeCache: Sendable {
         logger: Logger? = nil,
         load: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
+        if let tracing = configuration.tracing {
+            let found = try await traced(key, tracing, nearHit: { try nearValue(Value.self, key: key) }) {
+                try await decodedLookup(key, as: Value.self, policy: policy, logger: logger, makeLoader: { { try await load() } })
+            }
+            guard let found else {
+                throw StampedeError(.corruptEntry, "'\(key)' holds a cached 'no such value', but this loader always has one")
+            }
+            return found
+        }
         // The near cache first, before any closure is built: a hit allocates nothing.
         let cached = try nearValue(Value.self, key: key)
         let found: Value?? = if let cached { cached } else {

@@ -1,6 +1,8 @@
 import Logging
+import Synchronization
 import Metrics
 import StampedeRedis
+import Tracing
 
 /// A lock in Redis that survives slow work and says when it is lost.
 ///
@@ -51,6 +53,8 @@ public final class RedisMutex: Sendable {
     public static let maximumNameLength = 1024
 
     @TaskLocal static var heldLocks: Set<String> = []
+    /// Where lock spans go, if anywhere.
+    let tracer: (any Tracer)?
 
     /// - Parameters:
     ///   - client: the Redis client the lock uses.
@@ -60,17 +64,25 @@ public final class RedisMutex: Sendable {
     ///   - metricsFactory: where the counters `stampede.lock.acquired`, `.contended`,
     ///     `.renewals`, `.lost` and the timer `stampede.lock.wait` report. Default: the
     ///     global `MetricsSystem`.
+    ///   - tracer: where the spans `stampede.lock.acquire` (the wait included) and
+    ///     `stampede.lock.hold` (the body) go, with the lock's name and fence; `nil` for none.
+    ///     Default: `nil`.
     public convenience init(
         client: RedisClient,
         keyPrefix: String = "stampede:lock:",
         logger: Logger = Logger(label: "stampede.lock"),
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil
     ) {
-        self.init(client: client, keyPrefix: keyPrefix, logger: logger, metricsFactory: metricsFactory, clock: SystemClock())
+        self.init(client: client, keyPrefix: keyPrefix, logger: logger, metricsFactory: metricsFactory, clock: SystemClock(), tracer: tracer)
     }
 
     /// As the public initializer, on `clock` (a test clock in tests).
-    init(client: RedisClient, keyPrefix: String, logger: Logger, metricsFactory: (any MetricsFactory)?, clock: any MonotonicClock) {
+    init(
+        client: RedisClient, keyPrefix: String, logger: Logger, metricsFactory: (any MetricsFactory)?, clock: any MonotonicClock,
+        tracer: (any Tracer)? = nil
+    ) {
+        self.tracer = tracer
         self.client = client
         self.keyPrefix = keyPrefix
         self.logger = logger
@@ -135,6 +147,31 @@ public final class RedisMutex: Sendable {
         guard !Self.heldLocks.contains(keys.lock) else {
             throw StampedeError(.reentrantLock, "this task already holds lock '\(name)'; locks are not reentrant")
         }
+        guard let tracer else { return try await acquireAndHold(name, keys: keys, options: options, wait: wait, body) }
+        // Two spans in turn under the caller's: the acquisition (waiting included), then the body.
+        let acquiring = SpanOnce(tracer.startAnySpan("stampede.lock.acquire", ofKind: .client))
+        acquiring.span.attributes["stampede.lock"] = name
+        do {
+            let result = try await acquireAndHold(name, keys: keys, options: options, wait: wait) { lease in
+                acquiring.span.attributes["stampede.fence"] = lease.fence.value
+                acquiring.end()
+                return try await tracer.withAnySpan("stampede.lock.hold", ofKind: .internal) { hold in
+                    hold.attributes["stampede.lock"] = name
+                    hold.attributes["stampede.fence"] = lease.fence.value
+                    return try await body(lease)
+                }
+            }
+            acquiring.end()
+            return result
+        } catch {
+            acquiring.end(failedWith: error)
+            throw error
+        }
+    }
+
+    private func acquireAndHold<Result: Sendable>(
+        _ name: String, keys: Keys, options: LockOptions, wait: Bool, _ body: @Sendable (Lease) async throws -> Result
+    ) async throws -> Result? {
         let waitStart = clock.now
         let deadline = waitStart + options.maximumWait
         // First this process's queue for the name, then Redis.
@@ -211,5 +248,24 @@ extension Duration {
     var wholeMilliseconds: Int {
         let (seconds, attoseconds) = components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// A span ended once, whichever of its ends comes first.
+private final class SpanOnce: Sendable {
+    let span: any Span
+    private let ended = Mutex(false)
+
+    init(_ span: any Span) {
+        self.span = span
+    }
+
+    func end(failedWith error: (any Error)? = nil) {
+        guard ended.withLock({ ended in defer { ended = true }; return !ended }) else { return }
+        if let error {
+            span.recordError(error)
+            span.setStatus(.init(code: .error))
+        }
+        span.end()
     }
 }

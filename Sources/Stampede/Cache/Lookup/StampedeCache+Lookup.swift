@@ -1,3 +1,4 @@
+import Tracing
 import Logging
 import StampedeRedis
 
@@ -71,13 +72,17 @@ extension StampedeCache {
             case .serve(let entry, let served, let refresh):
                 switch served {
                 case .fresh:
+                    LookupTrace.noteUnlessNoted(.hit)
                     metrics.hits.increment()
                     if let read { keepNear(key, entry: entry, redisNow: read.redisNow, sentAt: read.sentAt, seen: seen) }
                 case .filled:
+                    LookupTrace.note(.follower)
                     metrics.hits.increment()
                 case .stale:
+                    LookupTrace.note(.staleServed)
                     metrics.staleServed.increment()
                 case .staleAfterWaitTimeout:
+                    LookupTrace.note(.staleServed)
                     metrics.waitTimeouts.increment()
                     metrics.staleServed.increment()
                 }
@@ -87,6 +92,7 @@ extension StampedeCache {
                 return Found(entry)
 
             case .lead:
+                LookupTrace.note(.leader)
                 metrics.misses.increment()
                 guard let leader = machine.leader(), let read else { preconditionFailure("a lookup leads only after a read") }
                 return try await lead(leader, keys: keys, lease: read.lease, leasedAt: read.sentAt, logger: logger, load: load)
@@ -95,6 +101,7 @@ extension StampedeCache {
                 action = machine.listening(started: await events.ensureListening(within: limit), now: clock.now)
 
             case .wait(let deadline):
+                LookupTrace.note(.follower)
                 let event = await events.wait(for: key, after: seen, until: deadline)
                 if let event { seen = event.generation }
                 action = machine.heard(event.map { .init(kind: $0.kind, fill: $0.fill) }, now: clock.now)
@@ -104,12 +111,14 @@ extension StampedeCache {
                 throw StampedeError(code, message, underlying: code == .redisUnavailable ? redisError : nil)
 
             case .loadWithoutLease:
+                LookupTrace.note(.leader)
                 metrics.waitTimeouts.increment()
                 logger.debug("wait timed out; loading without the lease", metadata: ["stampede.key": "\(key)"])
                 metrics.loads.increment()
                 return Found(bytes: try await load())
 
             case .loadWithoutRedis:
+                LookupTrace.note(.withoutRedis)
                 return try await loadWithoutRedis(key, policy: policy, load: load, cause: redisError, logger: logger)
             }
         }
@@ -200,8 +209,12 @@ extension StampedeCache {
         load: @escaping Loader
     ) async throws -> Found {
         let outcome = OneShot<Result<[UInt8]?, any Error>>()
+        // The load runs apart from this task: its span, if any, is given the lookup's context.
+        let context = configuration.tracing == nil ? nil : ServiceContext.current
         background.start {
-            outcome.finish(await Result { try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, logger: logger, load: load) })
+            outcome.finish(await Result {
+                try await self.loadAndFill(leader, keys: keys, lease: lease, leasedAt: leasedAt, logger: logger, context: context, load: load)
+            })
         }
         let result: Result<[UInt8]?, any Error>?
         if let soft = leader.softTimeout {
@@ -254,14 +267,14 @@ extension StampedeCache {
     /// fill, or the failure that frees the lease and tells the followers.
     func loadAndFill(
         _ leader: LeaderMachine, keys: CacheFormat.Keys, lease: Lease, leasedAt: ContinuousClock.Instant, logger: Logger,
-        load: @escaping Loader
+        context: ServiceContext? = nil, load: @escaping Loader
     ) async throws -> [UInt8]? {
         metrics.loads.increment()
         let policy = leader.policy
         let start = clock.now
         let held = await watchdog.hold(
             lease, lockKey: keys.lock, duration: policy.leaseDuration, acquiredAt: leasedAt, timeout: policy.loaderHardTimeout
-        ) { try await load() }
+        ) { try await self.tracedLoad(lease.name, context: context) { try await load() } }
         let elapsed = clock.now - start
         metrics.loadTime.recordNanoseconds(Int64(elapsed / .nanoseconds(1)))
 
