@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import Tracing
 
 /// An async Redis client: a few pipelined connections shared by every task.
 ///
@@ -43,6 +44,8 @@ public final class RedisClient: Sendable {
     let cluster: ClusterConnections?
     /// Under Sentinel: where the master is, and word when it moves.
     let sentinel: SentinelMonitor?
+    /// Where a span per command goes, if anywhere.
+    let tracer: (any Tracer)?
 
     /// Creates a client; no connection opens until the first command.
     ///
@@ -51,14 +54,19 @@ public final class RedisClient: Sendable {
     ///   - eventLoopGroup: the event loops for the connections. Default: NIO's shared group.
     ///   - logger: receives connection events at debug level, a Sentinel's switch as info.
     ///     Default: a `stampede.redis` logger of the global `LoggingSystem`.
+    ///   - tracer: where a client span per command (and per pipeline) goes, named after the
+    ///     command, with `db.system` and `db.operation` (never its keys or values); `nil` for
+    ///     none, at no cost per command. Default: `nil`.
     /// - Throws: ``RedisError`` with ``RedisError/Code/invalidArgument`` when the
     ///   configuration is out of range.
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "stampede.redis")
+        logger: Logger = Logger(label: "stampede.redis"),
+        tracer: (any Tracer)? = nil
     ) throws(RedisError) {
         try configuration.validate()
+        self.tracer = tracer
         self.configuration = configuration
         self.logger = logger
         let loops = (0..<configuration.connectionCount).map { _ in eventLoopGroup.next() }
@@ -101,6 +109,16 @@ public final class RedisClient: Sendable {
     @discardableResult
     nonisolated(nonsending) public func send(_ arguments: [RedisArgument]) async throws -> RedisValue {
         guard !arguments.isEmpty else { throw RedisError(.invalidArgument, "a command needs at least its name") }
+        guard let tracer else { return try await dispatch(arguments) }
+        let name = ClusterRoute.name(of: arguments)
+        return try await tracer.withAnySpan(name, ofKind: .client) { span in
+            span.attributes["db.system"] = "redis"
+            span.attributes["db.operation"] = name
+            return try await dispatch(arguments)
+        }
+    }
+
+    nonisolated(nonsending) private func dispatch(_ arguments: [RedisArgument]) async throws -> RedisValue {
         if let cluster { return try await cluster.send(arguments) }
         let connection = connection()
         guard sentinel != nil else { return try await connection.send(arguments) }
@@ -120,8 +138,16 @@ public final class RedisClient: Sendable {
         guard !commands.isEmpty, commands.allSatisfy({ !$0.isEmpty }) else {
             throw RedisError(.invalidArgument, "a pipeline needs at least one command, each with its name")
         }
-        if let cluster { return try await cluster.pipeline(commands) }
-        return await connection().pipeline(commands)
+        guard let tracer else {
+            if let cluster { return try await cluster.pipeline(commands) }
+            return await connection().pipeline(commands)
+        }
+        return try await tracer.withAnySpan("PIPELINE", ofKind: .client) { span in
+            span.attributes["db.system"] = "redis"
+            span.attributes["db.operation"] = commands.map { ClusterRoute.name(of: $0) }.joined(separator: " ")
+            if let cluster { return try await cluster.pipeline(commands) }
+            return await connection().pipeline(commands)
+        }
     }
 
     /// Sends one command and returns its reply. See ``send(_:)-([RedisArgument])``.
