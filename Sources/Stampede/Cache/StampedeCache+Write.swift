@@ -16,7 +16,7 @@ extension StampedeCache {
     }
 
     /// Stores "no such value" for `key` for the policy's negative time to live, fenced as
-    /// ``set(_:for:policy:)``: lookups get `nil` from ``valueIfPresent(for:as:policy:load:)``
+    /// ``set(_:for:policy:)``: lookups get `nil` from ``valueIfPresent(for:as:policy:logger:load:)``
     /// without calling their loader.
     public func setAbsent(for key: String, policy: CachePolicy? = nil) async throws {
         try await store(nil, for: key, policy: policy)

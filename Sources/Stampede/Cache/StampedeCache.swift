@@ -319,7 +319,7 @@ public final class StampedeCache: Sendable {
 
     /// The value for `key`, from the cache or from `load`.
     ///
-    /// As ``valueIfPresent(for:as:policy:load:)``, for a loader that always has a value.
+    /// As ``valueIfPresent(for:as:policy:logger:load:)``, for a loader that always has a value.
     @inlinable
     nonisolated(nonsending) public func value<Value: Codable & Sendable>(
         for key: String,

@@ -211,7 +211,7 @@ public final class RedisMutex: Sendable {
     }
 
     /// Stores `value` at `key` unless a write with a newer fencing token reached `key` first;
-    /// the highest token seen is kept beside it (``fenceKey(ofStored:)``). This is the
+    /// the highest token seen is kept beside it, in its hash slot. This is the
     /// storage-side check that makes a stale holder's late write harmless.
     ///
     /// - Returns: `true` when written, `false` when rejected as coming from an older holder.
