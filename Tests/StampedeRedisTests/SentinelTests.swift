@@ -8,10 +8,12 @@ import Testing
 /// A client under Sentinel against a real set: a master, a replica and three Sentinels.
 @Suite("Sentinel", .serialized, .timeLimit(.minutes(3)))
 struct SentinelTests {
-    func configuration(_ set: RedisSentinelSet) throws -> RedisConfiguration {
+    /// Short timeouts, so that a failover is noticed quickly; `timeout` for tests that only
+    /// need answers (the machine may be busy with other suites' servers).
+    func configuration(_ set: RedisSentinelSet, timeout: Duration = .milliseconds(500)) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: set.url + "?sentinel_recheck_ms=500")
-        configuration.commandTimeout = .milliseconds(500)
-        configuration.connectTimeout = .milliseconds(500)
+        configuration.commandTimeout = timeout
+        configuration.connectTimeout = timeout
         configuration.reconnectBackoff = .init(initial: .milliseconds(20), maximum: .milliseconds(200))
         return configuration
     }
@@ -20,7 +22,7 @@ struct SentinelTests {
     func discovery() async throws {
         let set = try await RedisSentinelSet.start()
         defer { set.stop() }
-        try await withClient(try configuration(set)) { client in
+        try await withClient(try configuration(set, timeout: .seconds(3))) { client in
             try await client.send("SET", "k", "v")
             #expect(try await client.send("GET", "k").string == "v")
             #expect(try await client.run(RedisScript("return redis.call('INCR', KEYS[1])"), keys: ["n"]).int == 1)
@@ -34,7 +36,7 @@ struct SentinelTests {
             }
         }
         // A name no Sentinel knows: a typed error naming it, within the timeouts.
-        var unknown = try configuration(set)
+        var unknown = try configuration(set, timeout: .seconds(3))
         unknown.sentinel?.masterName = "nosuchmaster"
         try await withClient(unknown) { client in
             let error = await redisError { try await client.send("PING") }

@@ -32,6 +32,29 @@ struct CacheWriteTests {
         }
     }
 
+    @Test("add stores only over no fresh value: of callers racing to add, one wins")
+    func addIfAbsent() async throws {
+        try await withSharedClient { client, _ in
+            let cache = StampedeCache(client: client, configuration: .init(namespace: uniquePrefix(), policy: .init(earlyRefreshBeta: nil)))
+            let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 { group.addTask { try await cache.add("writer \(index)", for: "session") } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(winners == 1)
+            let stored = try #require(try await cache.cachedValue(for: "session", as: String.self))
+            #expect(try await !cache.add("late", for: "session"))
+            #expect(try await cache.cachedValue(for: "session", as: String.self) == stored)
+            // "No such value" and a stale value are no obstacle.
+            try await cache.setAbsent(for: "gone")
+            #expect(try await cache.add("now", for: "gone"))
+            try await cache.set("old", for: "stale", policy: .init(timeToLive: .milliseconds(1), staleWhileRevalidate: .seconds(60), earlyRefreshBeta: nil))
+            try await Task.sleep(for: .milliseconds(10))
+            #expect(try await cache.add("new", for: "stale"))
+            #expect(try await cache.cachedValue(for: "stale", as: String.self) == "new")
+            await cache.shutdown()
+        }
+    }
+
     @Test("set during a slow load wins: the load's fill is rejected and later reads get the value set")
     func setDuringALoad() async throws {
         try await withSharedClient { client, _ in

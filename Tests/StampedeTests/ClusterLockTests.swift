@@ -133,7 +133,7 @@ struct ClusterLockTests {
             let prefix = uniquePrefix()
             let metrics = TestMetrics()
             let mutex = RedisMutex(client: client, keyPrefix: prefix)
-            let acknowledged = LockOptions(replicaAcknowledgement: .init(replicas: 1, timeout: .milliseconds(300)))
+            let acknowledged = LockOptions(replicaAcknowledgement: .init(replicas: 1, timeout: .seconds(1)))
             let topology = try ClusterTopology(shardsReply: try await client.send("CLUSTER", "SHARDS"))
             let keys = RedisMutex.Keys(prefix: prefix, name: "report")
             let master = try #require(topology.master(for: HashSlot(key: keys.lock)))

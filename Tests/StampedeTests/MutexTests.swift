@@ -269,6 +269,7 @@ extension MutexTests {
             defer { replica.stop() }
             var configuration = try RedisConfiguration(url: master.url)
             configuration.connectionCount = 4
+            configuration.commandTimeout = .seconds(3)
             try await withClient(configuration) { client in
                 // After a full sync, a master streams writes to its replica only once the
                 // replica's first acknowledgement came (within a second).
@@ -277,7 +278,7 @@ extension MutexTests {
                     (try? await client.run(write, keys: [RedisArgument(uniquePrefix())], waitingForReplicas: 1, timeout: .milliseconds(100)))?.acknowledged == 1
                 })
                 let mutex = mutex(client)
-                let options = LockOptions(replicaAcknowledgement: .init(replicas: 1, timeout: .milliseconds(300)))
+                let options = LockOptions(replicaAcknowledgement: .init(replicas: 1, timeout: .seconds(1)))
                 // Several at once, so that acquisitions go out on every connection.
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for index in 0..<8 {

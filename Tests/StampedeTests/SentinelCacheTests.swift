@@ -12,7 +12,7 @@ struct SentinelCacheTests {
         let set = try await RedisSentinelSet.start()
         defer { set.stop() }
         var configuration = try RedisConfiguration(url: set.url + "?sentinel_recheck_ms=500")
-        configuration.commandTimeout = .milliseconds(500)
+        configuration.commandTimeout = .seconds(2)
         configuration.reconnectBackoff = .init(initial: .milliseconds(20), maximum: .milliseconds(200))
         try await withClient(configuration) { client in
             let namespace = uniquePrefix()

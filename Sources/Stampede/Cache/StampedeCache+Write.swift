@@ -12,14 +12,23 @@ extension StampedeCache {
     ///   ``StampedeError/Code/valueTooLarge``, ``StampedeError/Code/redisUnavailable``), or the
     ///   codec's error.
     public func set<Value: Codable & Sendable>(_ value: Value, for key: String, policy: CachePolicy? = nil) async throws {
-        try await store(try configuration.codec.encode(value), for: key, policy: policy)
+        try await store(try configuration.codec.encode(value), for: key, policy: policy, onlyIfAbsent: false)
+    }
+
+    /// Stores `value` for `key` as ``set(_:for:policy:)`` does, unless the key holds a value
+    /// that is still fresh; atomic in Redis, so of callers racing to add, one wins.
+    ///
+    /// - Returns: whether it was stored.
+    @discardableResult
+    public func add<Value: Codable & Sendable>(_ value: Value, for key: String, policy: CachePolicy? = nil) async throws -> Bool {
+        try await store(try configuration.codec.encode(value), for: key, policy: policy, onlyIfAbsent: true)
     }
 
     /// Stores "no such value" for `key` for the policy's negative time to live, fenced as
     /// ``set(_:for:policy:)``: lookups get `nil` from ``valueIfPresent(for:as:policy:logger:load:)``
     /// without calling their loader.
     public func setAbsent(for key: String, policy: CachePolicy? = nil) async throws {
-        try await store(nil, for: key, policy: policy)
+        try await store(nil, for: key, policy: policy, onlyIfAbsent: false)
     }
 
     /// Removes `key`, as ``invalidate(_:)`` does.
@@ -50,7 +59,8 @@ extension StampedeCache {
         return try decode(Value.self, key: key, bytes: entry.value)
     }
 
-    private func store(_ bytes: [UInt8]?, for key: String, policy: CachePolicy?) async throws {
+    @discardableResult
+    private func store(_ bytes: [UInt8]?, for key: String, policy: CachePolicy?, onlyIfAbsent: Bool) async throws -> Bool {
         try Self.validate(key: key)
         try configurationCheck.rest.get()
         if let policy { try policy.validate() } else { try configurationCheck.policy.get() }
@@ -63,15 +73,17 @@ extension StampedeCache {
         near?.remove(key)
         let (fresh, stale) = policy.storedTimes(isNegative: bytes == nil, jitterDraw: Double.random(in: 0...1))
         let keys = CacheFormat.Keys(namespace: configuration.namespace, key: key)
-        _ = try await StampedeError.fromRedis {
+        let fence = try await StampedeError.fromRedis {
             try await client.run(
                 CacheScripts.set, keys: keys.all,
                 arguments: [
                     RedisArgument(bytes: bytes ?? []), RedisArgument(fresh.milliseconds), RedisArgument(stale.wholeMilliseconds),
                     bytes == nil ? "1" : "0", RedisArgument(events.channel),
-                    RedisArgument(CacheFormat.Message.invalidated(key: key).payload),
+                    RedisArgument(CacheFormat.Message.invalidated(key: key).payload), onlyIfAbsent ? "absent" : "always",
                 ])
         }
+        guard fence.int != 0 else { return false }
         events.heard(.invalidated, key: key, fill: nil)
+        return true
     }
 }

@@ -180,11 +180,17 @@ enum CacheScripts {
     /// fence, so that a fill of a load in flight is rejected, stores the entry under the new
     /// fence, and tells every process (the invalidation message: near entries and lookups in
     /// flight are dropped, and the next read finds the new value).
-    /// ARGV: value, fresh ms, stale ms, negative ("1"/"0"), channel, message. Returns the fence.
+    /// With ARGV[7] "absent", only when the key holds no value that is still fresh.
+    /// ARGV: value, fresh ms, stale ms, negative ("1"/"0"), channel, message, condition
+    /// ("always"/"absent"). Returns the fence, or 0 when the condition kept it from storing.
     static let set = RedisScript("""
         \(helpers)
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        if ARGV[7] == 'absent' and redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+          local fu, su, d, n = parseMeta(redis.call('HGET', KEYS[1], '\(CacheFormat.metadataField)'))
+          if fu and tonumber(fu) > now and n ~= '1' then return 0 end
+        end
         local fence = bump(KEYS[3], now)
         local fu = now + tonumber(ARGV[2])
         local su = fu + tonumber(ARGV[3])
