@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "StampedeRedis", targets: ["StampedeRedis"]),
         .library(name: "Stampede", targets: ["Stampede"]),
         .library(name: "EmbeddedRedis", targets: ["EmbeddedRedis"]),
+        .library(name: "StampedeHummingbird", targets: ["StampedeHummingbird"]),
         .executable(name: "stampede", targets: ["StampedeTool"]),
     ],
     traits: [
@@ -15,6 +16,9 @@ let package = Package(
         // Redis on a private network. Enable it on the dependency line:
         // .package(url: ..., branch: "main", traits: ["TLS"])
         .trait(name: "TLS", description: "TLS connections (rediss://) through swift-nio-ssl."),
+        // Off by default too: the StampedeHummingbird product (a response-caching middleware and
+        // a PersistDriver) builds Hummingbird. .package(url: ..., traits: ["Hummingbird"])
+        .trait(name: "Hummingbird", description: "The StampedeHummingbird product: middleware and PersistDriver for Hummingbird 2."),
         .default(enabledTraits: []),
     ],
     dependencies: [
@@ -27,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
         // `swift package generate-documentation --target Stampede` builds the DocC catalog.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // hiredis from the system (Debian: libhiredis-dev): its RESP parser.
@@ -59,6 +65,17 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        // Hummingbird 2: a response-caching middleware and a PersistDriver (the Hummingbird trait).
+        .target(
+            name: "StampedeHummingbird",
+            dependencies: [
+                "Stampede", "StampedeRedis",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Throwaway redis-server processes: for the test suites and for runs without a Redis URL.
@@ -104,6 +121,26 @@ let package = Package(
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The app the middleware tests run twice, as two processes on one Redis.
+        .executableTarget(
+            name: "StampedeHummingbirdTestApp",
+            dependencies: [
+                "StampedeHummingbird", "Stampede", "StampedeRedis",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/StampedeHummingbirdTestApp"
+        ),
+        .testTarget(
+            name: "StampedeHummingbirdTests",
+            dependencies: [
+                "StampedeHummingbird", "Stampede", "StampedeRedis", "EmbeddedRedis",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
             ]
         ),
         .testTarget(

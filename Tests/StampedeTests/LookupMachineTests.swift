@@ -79,6 +79,20 @@ struct LookupMachineTests {
         }
     }
 
+    @Test("refreshing by the lease holder: the leader of a stale or early-refreshed value loads; the others are served at once")
+    func refreshByTheLeaseHolder() {
+        var policy = Policies(staleWhileRevalidate: .seconds(10), staleIfError: .zero, whenWaitTimesOut: .fail, whenRedisUnavailable: .fail).policy
+        policy.staleRefresh = .byTheLeaseHolder
+        let stale = Self.entry(fresh: -5_000, kept: 90_000), fresh = Self.entry(fresh: 1_000, kept: 90_000)
+        for (state, entry, served) in [(Reply.State.stale(stale), stale, LookupMachine.Served.stale), (.fresh(fresh), fresh, .fresh)] {
+            for role in [Reply.Role.none, .follower, .leader] {
+                var machine = LookupMachine(key: "k", policy: policy, startedAt: Self.start, isListening: true)
+                let action = machine.received(Reply(state: state, now: Self.redisNow, role: role, lockTTL: 3_000), now: Self.start)
+                #expect(action == (role == .leader ? .lead : .serve(entry, served, refresh: false)), "\(served) \(role)")
+            }
+        }
+    }
+
     @Test("on a miss the leader loads, with no stale value to serve", arguments: Policies.all)
     func missLeads(_ policies: Policies) throws {
         var machine = machine(policies)

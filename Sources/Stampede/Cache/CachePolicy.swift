@@ -18,6 +18,17 @@ public struct CachePolicy: Sendable {
         case fail
     }
 
+    /// Who waits for the refresh of a stale value (or one due for an early refresh).
+    public enum StaleRefresh: Sendable {
+        /// Nobody: every caller gets the old value at once, and the caller that takes the
+        /// lease refreshes it in the background.
+        case background
+        /// The caller that takes the lease loads and gets the new value; everyone else gets
+        /// the old value at once. For loaders that must end before their caller returns (an
+        /// HTTP handler, which cannot outlive its request).
+        case byTheLeaseHolder
+    }
+
     /// How long a value is fresh: served without a load. Default: 60 s.
     public var timeToLive: Duration
     /// How long past fresh a value may still be served while one caller fleet-wide refreshes
@@ -62,6 +73,8 @@ public struct CachePolicy: Sendable {
     /// Default: ``WaitTimedOut/fail``: a loader slower than the wait timeout does not
     /// turn its waiters into origin calls.
     public var whenWaitTimesOut: WaitTimedOut
+    /// Default: ``StaleRefresh/background``.
+    public var staleRefresh: StaleRefresh = .background
 
     public init(
         timeToLive: Duration = .seconds(60),

@@ -73,9 +73,12 @@ struct LookupMachine {
         self.reply = reply
         switch (reply.state, reply.role) {
         case (.fresh(let entry), _):
-            // A leader here won the early-refresh draw: it serves the fresh value and refreshes.
+            // A leader here won the early-refresh draw: it serves the fresh value and refreshes,
+            // or, refreshing by the lease holder, loads the new one.
+            if reply.role == .leader && policy.staleRefresh == .byTheLeaseHolder { return .lead }
             return .serve(entry, .fresh, refresh: reply.role == .leader)
         case (.stale(let entry), _) where policy.freshness(of: entry, now: reply.now, earlyRefreshDraw: 0) == .stale:
+            if reply.role == .leader && policy.staleRefresh == .byTheLeaseHolder { return .lead }
             return .serve(entry, .stale, refresh: reply.role == .leader)
         case (_, .leader):
             return .lead
