@@ -99,17 +99,7 @@ public final class RedisCluster: Sendable {
     /// Runs `redis-cli ARGUMENTS...`; returns its exit status and its output.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.cliPath())
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try ChildProcess.run(URL(fileURLWithPath: try Self.cliPath()), arguments)
     }
 
     /// Stops every node and removes its folder.

@@ -108,17 +108,7 @@ public final class RedisSentinelSet: Sendable {
     /// Runs `redis-cli ARGUMENTS...`; returns its output.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try RedisCluster.cliPath())
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try ChildProcess.run(URL(fileURLWithPath: try RedisCluster.cliPath()), arguments).output
     }
 
     /// Stops every process and removes its folder.

@@ -80,19 +80,9 @@ public final class TestCertificates: Sendable {
     }
 
     private func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RedisServer.StartError(description: "openssl \(arguments.first ?? "") failed (is openssl installed?): \(text.suffix(400))")
+        let (status, output) = try ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), ["openssl"] + arguments, in: directory)
+        guard status == 0 else {
+            throw RedisServer.StartError(description: "openssl \(arguments.first ?? "") failed (is openssl installed?): \(output.suffix(400))")
         }
     }
 
