@@ -37,9 +37,12 @@ struct LeaseWatchdog: Sendable {
     /// local time just before the winning request was sent) for `duration`. The first of
     /// these decides, and the others are cancelled and awaited: `work` ends, the lease is
     /// lost, `timeout` passes.
+    ///
+    /// `renewal` renews the lease at `lockKey` (KEYS: the key; ARGV: token, lease ms; 1 when
+    /// renewed, 0 when the token is gone): a lock's by default, a semaphore's permit otherwise.
     func hold<Success: Sendable>(
-        _ lease: Lease, lockKey: String, duration: Duration, acquiredAt: ContinuousClock.Instant,
-        timeout: Duration? = nil, _ work: @Sendable () async throws -> Success
+        _ lease: Lease, lockKey: String, renewal: RedisScript = Self.renewScript, duration: Duration,
+        acquiredAt: ContinuousClock.Instant, timeout: Duration? = nil, _ work: @Sendable () async throws -> Success
     ) async -> End<Success> {
         // The task group waits for every child before it returns, so `work` does not outlive
         // this call even though a child task needs an escaping closure.
@@ -47,7 +50,7 @@ struct LeaseWatchdog: Sendable {
             await withTaskGroup(of: End<Success>?.self) { group in
                 group.addTask { .finished(await Result { try await work() }) }
                 group.addTask {
-                    await self.watch(lease, lockKey: lockKey, duration: duration, acquiredAt: acquiredAt).map { .lost($0) }
+                    await self.watch(lease, lockKey: lockKey, renewal: renewal, duration: duration, acquiredAt: acquiredAt).map { .lost($0) }
                 }
                 if let timeout {
                     let deadline = clock.now + timeout
@@ -71,7 +74,9 @@ struct LeaseWatchdog: Sendable {
     /// Renews the lease every third of its duration until cancelled. Returns the loss if a
     /// renewal finds the token gone, or if Redis stays unreachable until the lease would have
     /// run out by the local clock; `nil` when cancelled (the work ended).
-    func watch(_ lease: Lease, lockKey: String, duration: Duration, acquiredAt: ContinuousClock.Instant) async -> LeaseLoss? {
+    func watch(
+        _ lease: Lease, lockKey: String, renewal: RedisScript = Self.renewScript, duration: Duration, acquiredAt: ContinuousClock.Instant
+    ) async -> LeaseLoss? {
         let interval = duration / 3
         var validUntil = acquiredAt + duration
         var nextRenewal = acquiredAt + interval
@@ -80,7 +85,7 @@ struct LeaseWatchdog: Sendable {
             do { try await clock.sleep(until: nextRenewal) } catch { return nil }
             let sentAt = clock.now
             do {
-                let reply = try await client.run(Self.renewScript, keys: [RedisArgument(lockKey)], arguments: arguments)
+                let reply = try await client.run(renewal, keys: [RedisArgument(lockKey)], arguments: arguments)
                 if Task.isCancelled { return nil }
                 guard reply.int == 1 else { return LeaseLoss(lease: lease, reason: .tokenGone) }
                 renewals.increment()

@@ -1,6 +1,6 @@
 import Metrics
 
-/// The lock's swift-metrics instruments.
+/// A lock's (or a semaphore's) swift-metrics instruments.
 struct LockMetrics: Sendable {
     /// Locks acquired.
     let acquired: Counter
@@ -13,13 +13,16 @@ struct LockMetrics: Sendable {
     /// Leases lost while their body ran.
     let lost: Counter
 
-    /// - Parameter factory: where the instruments report; `nil` for the global `MetricsSystem`.
-    init(factory: (any MetricsFactory)?) {
+    /// - Parameters:
+    ///   - factory: where the instruments report; `nil` for the global `MetricsSystem`.
+    ///   - prefix: the labels' first part: `stampede.lock` for locks, `stampede.semaphore`
+    ///     for a semaphore's permits.
+    init(factory: (any MetricsFactory)?, prefix: String = "stampede.lock") {
         let factory = factory ?? MetricsSystem.factory
-        acquired = Counter(label: "stampede.lock.acquired", factory: factory)
-        contended = Counter(label: "stampede.lock.contended", factory: factory)
-        waitTime = Timer(label: "stampede.lock.wait", factory: factory)
-        renewals = Counter(label: "stampede.lock.renewals", factory: factory)
-        lost = Counter(label: "stampede.lock.lost", factory: factory)
+        acquired = Counter(label: "\(prefix).acquired", factory: factory)
+        contended = Counter(label: "\(prefix).contended", factory: factory)
+        waitTime = Timer(label: "\(prefix).wait", factory: factory)
+        renewals = Counter(label: "\(prefix).renewals", factory: factory)
+        lost = Counter(label: "\(prefix).lost", factory: factory)
     }
 }
