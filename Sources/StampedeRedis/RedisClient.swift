@@ -118,6 +118,7 @@ public final class RedisClient: Sendable {
         }
     }
 
+    @inline(__always)
     nonisolated(nonsending) private func dispatch(_ arguments: [RedisArgument]) async throws -> RedisValue {
         if let cluster { return try await cluster.send(arguments) }
         let connection = connection()

@@ -280,7 +280,7 @@ public final class StampedeCache: Sendable {
             // One early-refresh draw for the hit read and the script's decision alike.
             let draw = policy.earlyRefreshDraw()
             if let found = await hitRead(key, policy: policy, earlyRefreshDraw: draw) {
-                LookupTrace.note(.hit)
+                if configuration.tracing != nil { LookupTrace.note(.hit) }
                 flights.finish(arrival, with: .success(found))
                 return found.bytes
             }
@@ -288,7 +288,7 @@ public final class StampedeCache: Sendable {
             let logger = logger ?? self.logger
             flights.launch(arrival) { try await self.lookup(key, policy: policy, earlyRefreshDraw: draw, logger: logger, load: load) }
         } else {
-            LookupTrace.note(.joined)
+            if configuration.tracing != nil { LookupTrace.note(.joined) }
             metrics.coalesced.increment()
         }
         return try await flights.result(of: arrival).bytes
