@@ -9,7 +9,7 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: String, Sendable {
             case leaseLost, waitTimedOut, redisUnavailable, invalidArgument, reentrantLock, noQuorum
-            case invalidKey, valueTooLarge, corruptEntry, loaderTimedOut, loadFailedElsewhere
+            case invalidKey, valueTooLarge, corruptEntry, loaderTimedOut, loadFailedElsewhere, inProgress
         }
         let base: Base
 
@@ -37,6 +37,8 @@ public struct StampedeError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let loaderTimedOut = Code(base: .loaderTimedOut)
         /// The loader failed in another process, and no stale value could be served instead.
         public static let loadFailedElsewhere = Code(base: .loadFailedElsewhere)
+        /// Another caller is running the body for this key (``SubmissionGuard``).
+        public static let inProgress = Code(base: .inProgress)
 
         public var description: String { base.rawValue }
     }

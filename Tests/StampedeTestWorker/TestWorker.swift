@@ -9,7 +9,7 @@ struct TestWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stampede-test-worker",
         abstract: "Worker processes for Stampede's multi-process tests.",
-        subcommands: [CacheWorker.self, MutexWorker.self, NearReaderWorker.self, ServiceWorker.self, SemaphoreWorker.self]
+        subcommands: [CacheWorker.self, MutexWorker.self, NearReaderWorker.self, ServiceWorker.self, SemaphoreWorker.self, OnceWorker.self]
     )
 
     /// As ArgumentParser's, with logging off first: a worker's standard output carries its
