@@ -67,7 +67,7 @@ public struct ResponseCachingMiddleware<Context: RequestContext>: RouterMiddlewa
             return try await next(request, context)
         }
         let key = cacheKey(for: request)
-        let exchange = HandlerExchange()
+        let exchange = HandlerExchange<StoredResponse>()
         let stored: StoredResponse
         do {
             stored = try await lookUp(key, context: context, exchange: exchange) {
@@ -93,29 +93,15 @@ public struct ResponseCachingMiddleware<Context: RequestContext>: RouterMiddlewa
         return stored.response(status: status, header: statusHeader, now: now)
     }
 
-    /// Runs the cache's lookup of `key` in a child task, and `handler` in this one whenever
-    /// the lookup's loader asks for it: Hummingbird's `next` may not leave this call, while
-    /// the cache runs its loaders in tasks of its own. The loader hands the work over through
-    /// `exchange` and waits for the result.
+    /// Runs the cache's lookup of `key` with `handler` as its loader, through a
+    /// ``HandlerExchange`` (Hummingbird's `next` may not leave this call, while the cache runs
+    /// its loaders in tasks of their own).
     private func lookUp(
-        _ key: String, context: Context, exchange: HandlerExchange, handler: () async throws -> StoredResponse
+        _ key: String, context: Context, exchange: HandlerExchange<StoredResponse>, handler: () async throws -> StoredResponse
     ) async throws -> StoredResponse {
         let (cache, policy, logger) = (self.cache, handlerPolicy, context.logger)
-        return try await withThrowingTaskGroup(of: StoredResponse.self) { group in
-            group.addTask {
-                defer { exchange.lookupEnded() }
-                return try await cache.value(for: key, as: StoredResponse.self, policy: policy, logger: logger) {
-                    try await exchange.callHandler()
-                }
-            }
-            for await call in exchange.calls {
-                do {
-                    call.resume(returning: try await handler())
-                } catch {
-                    call.resume(throwing: error)
-                }
-            }
-            return try await group.next()!
+        return try await exchange.run(handler: handler) { callHandler in
+            try await cache.value(for: key, as: StoredResponse.self, policy: policy, logger: logger) { try await callHandler() }
         }
     }
 
@@ -141,12 +127,12 @@ public struct ResponseCachingMiddleware<Context: RequestContext>: RouterMiddlewa
     }
 }
 
-/// Between one request's lookup and the request's own task: the lookup's loader asks for
-/// a handler call and waits; the request's task runs the handler and hands the result back.
-/// Once the lookup ended, a late ask (none is expected: the policy lets no load outlive its
-/// lookup) is refused.
-final class HandlerExchange: Sendable {
-    typealias Call = CheckedContinuation<StoredResponse, any Error>
+/// Between an operation that runs in tasks of its own (a cache lookup, a lock's body) and
+/// the request's task, which alone may call Hummingbird's `next`: the operation asks for a
+/// handler call and waits; the request's task runs the handler and hands the result back.
+/// Once the operation ended, a late ask is refused.
+final class HandlerExchange<Output: Sendable>: Sendable {
+    typealias Call = CheckedContinuation<Output, any Error>
 
     private let stream: AsyncStream<Call>
     private let continuation: AsyncStream<Call>.Continuation
@@ -156,14 +142,32 @@ final class HandlerExchange: Sendable {
         (stream, continuation) = AsyncStream.makeStream(of: Call.self)
     }
 
-    /// The asks, until the lookup ends.
-    var calls: AsyncStream<Call> { stream }
-
-    /// Whether this request's handler ran.
+    /// Whether the handler ran for this request.
     var handled: Bool { state.withLock { $0.handled } }
 
-    /// From the loader: the handler's result, run in the request's task.
-    func callHandler() async throws -> StoredResponse {
+    /// Runs `operation` in a child task, and `handler` in this one each time the operation
+    /// calls the function it is given; returns what the operation returns.
+    func run<Result: Sendable>(
+        handler: () async throws -> Output,
+        _ operation: @escaping @Sendable (_ callHandler: @escaping @Sendable () async throws -> Output) async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Result.self) { group in
+            group.addTask {
+                defer { self.operationEnded() }
+                return try await operation { try await self.callHandler() }
+            }
+            for await call in stream {
+                do {
+                    call.resume(returning: try await handler())
+                } catch {
+                    call.resume(throwing: error)
+                }
+            }
+            return try await group.next()!
+        }
+    }
+
+    private func callHandler() async throws -> Output {
         try await withCheckedThrowingContinuation { call in
             let accepted = state.withLock { state -> Bool in
                 guard !state.ended else { return false }
@@ -177,7 +181,7 @@ final class HandlerExchange: Sendable {
         }
     }
 
-    func lookupEnded() {
+    private func operationEnded() {
         state.withLock { $0.ended = true }
         continuation.finish()
     }

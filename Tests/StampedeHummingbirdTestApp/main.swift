@@ -27,7 +27,7 @@ let pages = StampedeCache(client: redis, configuration: .init(
 }
 
 let router = Router()
-router.add(middleware: ResponseCachingMiddleware(cache: pages, varyHeaders: [.acceptLanguage]))
+router.add(middleware: ResponseCachingMiddleware(cache: pages, varyHeaders: [.acceptLanguage], shouldCache: { !$0.uri.path.hasPrefix("/limited") }))
 router.get("expensive/:id") { _, context -> String in
     let id = try context.parameters.require("id")
     let call = try await counted("expensive")
@@ -42,6 +42,25 @@ router.get("lang") { request, _ -> String in
     _ = try await counted("lang")
     return "language \(request.headers[.acceptLanguage] ?? "none")"
 }
+
+// Idempotent orders, and a route that lets one request at a time in, across instances.
+let submissions = SubmissionGuard(client: redis, keyPrefix: namespace + ":once:", window: .seconds(60))
+router.group("orders").add(middleware: IdempotencyMiddleware(submissions: submissions))
+    .post { request, context -> String in
+        let body = try await request.body.collect(upTo: 1 << 16)
+        let call = try await counted("orders")
+        try await Task.sleep(for: .milliseconds(300))
+        return "order \(call) for \(String(buffer: body))"
+    }
+let limiter = RedisSemaphore(client: redis, keyPrefix: namespace + ":limit:", permits: 1)
+router.group("limited").add(middleware: ConcurrencyLimitMiddleware(semaphore: limiter, name: "limited", waitBudget: .milliseconds(100), retryAfterSeconds: 2))
+    .get { _, _ -> String in
+        let holders = try await redis.send("INCR", RedisArgument("\(namespace):limited:holders")).int ?? 0
+        if holders > 1 { try await redis.send("INCR", RedisArgument("\(namespace):limited:excess")) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await redis.send("DECR", RedisArgument("\(namespace):limited:holders"))
+        return "served"
+    }
 
 var app = Application(
     router: router,

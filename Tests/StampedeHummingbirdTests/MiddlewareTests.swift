@@ -72,6 +72,57 @@ struct MiddlewareTests {
     }
 }
 
+/// The Idempotency-Key and concurrency-limit middlewares over real HTTP, two app processes.
+@Suite("IdempotencyMiddleware and ConcurrencyLimitMiddleware", .serialized, .timeLimit(.minutes(3)))
+struct GuardMiddlewareTests {
+    @Test("one Idempotency-Key: the handler runs once; 409 while it runs; the stored response after; 422 for another body")
+    func idempotency() async throws {
+        try await withApps { apps, redis, namespace in
+            let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+                for index in 0..<20 { group.addTask { try await post(apps[index % 2], "/orders", key: "k-1", body: "2 books") } }
+                return try await group.reduce(into: [Reply]()) { $0.append($1) }
+            }
+            let summary = replies.map { "\($0.code) \($0.body)" }
+            #expect(replies.filter { $0.code == 200 }.allSatisfy { $0.body == "order 1 for 2 books" }, "\(summary)")
+            #expect(replies.allSatisfy { $0.code == 200 || $0.code == 409 }, "\(summary)")
+            #expect(replies.contains { $0.code == 409 }, "\(summary)")
+            let again = try await post(apps[1], "/orders", key: "k-1", body: "2 books")
+            #expect(again.code == 200 && again.body == "order 1 for 2 books")
+            #expect(try await post(apps[0], "/orders", key: "k-1", body: "3 books").code == 422)
+            #expect(try await calls("orders", redis, namespace) == 1)
+            #expect(try await post(apps[0], "/orders", key: "k-2", body: "1 pen").body == "order 2 for 1 pen")
+        }
+    }
+
+    @Test("a concurrency limit of one across two instances: never two at once; the rest get 503 with Retry-After")
+    func concurrencyLimit() async throws {
+        try await withApps { apps, redis, namespace in
+            let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+                for index in 0..<8 { group.addTask { try await get(apps[index % 2], "/limited") } }
+                return try await group.reduce(into: [Reply]()) { $0.append($1) }
+            }
+            #expect(replies.contains { $0.code == 200 })
+            let refused = replies.filter { $0.code == 503 }
+            let retryAfters = refused.map { $0.retryAfter ?? "none" }
+            #expect(!refused.isEmpty, "\(replies.map(\.code))")
+            #expect(Set(retryAfters) == ["2"], "\(retryAfters)")
+            #expect(try await redis.send("GET", RedisArgument("\(namespace):limited:excess")).isNull, "never two holders at once")
+        }
+    }
+}
+
+/// POST over HTTP with an Idempotency-Key.
+func post(_ port: Int, _ path: String, key: String, body: String) async throws -> Reply {
+    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: 10)
+    request.httpMethod = "POST"
+    request.setValue(key, forHTTPHeaderField: "Idempotency-Key")
+    request.httpBody = Data(body.utf8)
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let http = response as? HTTPURLResponse
+    return Reply(body: String(decoding: data, as: UTF8.self), status: http?.value(forHTTPHeaderField: "X-Cache"), age: nil,
+                 code: http?.statusCode ?? 0, retryAfter: http?.value(forHTTPHeaderField: "Retry-After"))
+}
+
 struct AppError: Error, CustomStringConvertible {
     let description: String
 }
@@ -80,6 +131,8 @@ struct Reply: Sendable {
     var body: String
     var status: String?
     var age: Int?
+    var code: Int = 0
+    var retryAfter: String?
 }
 
 /// GET over HTTP from the app on `port`.
@@ -90,7 +143,8 @@ func get(_ port: Int, _ path: String, language: String? = nil) async throws -> R
     let http = response as? HTTPURLResponse
     return Reply(
         body: String(decoding: data, as: UTF8.self), status: http?.value(forHTTPHeaderField: "X-Cache"),
-        age: http?.value(forHTTPHeaderField: "Age").flatMap { Int($0) })
+        age: http?.value(forHTTPHeaderField: "Age").flatMap { Int($0) }, code: http?.statusCode ?? 0,
+        retryAfter: http?.value(forHTTPHeaderField: "Retry-After"))
 }
 
 func calls(_ route: String, _ redis: RedisClient, _ namespace: String) async throws -> Int {

@@ -1,8 +1,8 @@
 /// SHA-1 of a byte string, as the hex digest Redis uses to name a script.
 ///
 /// Used only to name scripts for `EVALSHA`, never for security.
-enum SHA1 {
-    static func hexDigest(_ message: [UInt8]) -> String {
+package enum SHA1 {
+    package static func hexDigest(_ message: [UInt8]) -> String {
         var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
         var padded = message
         padded.append(0x80)
