@@ -19,13 +19,14 @@ struct ServiceWorker: AsyncParsableCommand {
     func run() async throws {
         let client = try RedisClient(configuration: try RedisConfiguration(url: redis))
         var configuration = StampedeCache.Configuration(
-            namespace: namespace, policy: .init(timeToLive: .milliseconds(50), staleWhileRevalidate: .seconds(60), earlyRefreshBeta: nil))
+            namespace: namespace, policy: .init(timeToLive: .seconds(60), staleWhileRevalidate: .seconds(60), earlyRefreshBeta: nil))
         configuration.shutdownDeadline = .milliseconds(deadlineMs)
         let cache = StampedeCache(client: client, configuration: configuration)
         let group = ServiceGroup(services: [client, cache], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "worker"))
         let running = Task { try await group.run() }
 
-        try await cache.set("v1", for: "report")
+        // Fresh for 50 ms only: the lookup below finds it stale. The refresh stores for a minute.
+        try await cache.set("v1", for: "report", policy: .init(timeToLive: .milliseconds(50), staleWhileRevalidate: .seconds(60), earlyRefreshBeta: nil))
         try await Task.sleep(for: .milliseconds(100))
         let load = Duration.milliseconds(loadMs)
         // Stale now: served at once, refreshed in the background.
