@@ -85,4 +85,13 @@ struct TLSAndMutexBenchmarkTests {
         #expect(run.output.contains { $0.hasPrefix("| one replica | ") }, "\(run.output)")
         #expect(run.output.contains { $0.hasPrefix("Waiting for the replica adds") }, "\(run.output)")
     }
+
+    @Test("bench semaphore: the semaphore beside the mutex under contention, and the guard beside none")
+    func semaphore() async throws {
+        let run = try WorkerProcess(["bench", "semaphore", "--rounds", "1", "--duration", "0.3", "--requests", "50", "--instances", "2", "--tasks", "2"])
+        #expect(await run.exitStatus(within: .seconds(120)) == 0, "\(run.errorOutput)")
+        #expect(run.output.contains { $0.hasPrefix("| RedisSemaphore (1 permit) | ") }, "\(run.output)")
+        #expect(run.output.contains { $0.hasPrefix("| RedisMutex | ") })
+        #expect(run.output.contains { $0.hasPrefix("| SubmissionGuard.once | ") })
+    }
 }

@@ -5,7 +5,7 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Rates against your Redis: cache hits and the near cache, the client's GETs, an uncontended lock, TLS beside plain TCP.",
-        subcommands: [HitBenchmark.self, ClientThroughput.self, MutexBenchmark.self, TLSBenchmark.self]
+        abstract: "Rates against your Redis: cache hits and the near cache, the client's GETs, an uncontended lock, TLS beside plain TCP, semaphores and the submission guard.",
+        subcommands: [HitBenchmark.self, ClientThroughput.self, MutexBenchmark.self, TLSBenchmark.self, SemaphoreBenchmark.self]
     )
 }
