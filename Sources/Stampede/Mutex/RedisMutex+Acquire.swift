@@ -2,62 +2,22 @@ import Logging
 import StampedeRedis
 
 extension RedisMutex {
-    enum Attempt {
-        case acquired(Lease)
-        /// Held by someone else for at most this much longer.
-        case held(remaining: Duration)
-    }
-
     /// Takes the lock, waiting for it until `deadline` if one is given. Returns the lease and
     /// the local time just before the winning attempt was sent (the lease's local start), or
     /// `nil` when the lock is held and there is no deadline.
     func acquire(
         _ name: String, keys: Keys, options: LockOptions, deadline: ContinuousClock.Instant?
     ) async throws(StampedeError) -> (Lease, ContinuousClock.Instant)? {
-        // Fast path: a free lock costs one round trip and no subscription.
-        var sentAt = clock.now
-        if case .acquired(let lease) = try await attempt(name, keys: keys, options: options) { return (lease, sentAt) }
-        metrics.contended.increment()
-        guard let deadline, clock.now < deadline else { return nil }
-
-        // Subscribe, then try again before waiting, so a release between the first attempt
-        // and the subscription is not missed.
-        return try await StampedeError.fromRedis {
-            try await client.subscribe(to: [keys.channel]) { releases in
-                let signal = AsyncSignal()
-                return try await withThrowingTaskGroup(of: (Lease, ContinuousClock.Instant)?.self) { group in
-                    group.addTask {
-                        // Every release message (or a possible gap after a reconnect) wakes the waiter.
-                        for try await _ in releases { signal.notify() }
-                        return nil
-                    }
-                    defer { group.cancelAll() }
-                    while true {
-                        let seen = signal.generation
-                        sentAt = clock.now
-                        switch try await attempt(name, keys: keys, options: options) {
-                        case .acquired(let lease):
-                            return (lease, sentAt)
-                        case .held(let remaining):
-                            let now = clock.now
-                            guard now < deadline else {
-                                throw StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)")
-                            }
-                            try Task.checkCancellation()
-                            // Sleep until woken, but never past the lock's own expiry (a dead
-                            // holder) nor the recheck interval, jittered so waiters spread out.
-                            let fallback = min(options.recheckInterval, remaining) * Double.random(in: 0.5...1)
-                            await signal.wait(after: seen, until: now + min(fallback, deadline - now), clock: clock)
-                        }
-                    }
-                }
-            }
-        }
+        let wait = LeaseWait(client: client, clock: clock, channel: keys.channel, recheckInterval: options.recheckInterval)
+        return try await wait.lease(
+            until: deadline, contended: { metrics.contended.increment() },
+            timedOut: { StampedeError(.waitTimedOut, "lock '\(name)' stayed held for \(options.maximumWait)") }
+        ) { () throws(StampedeError) in try await self.attempt(name, keys: keys, options: options) }
     }
 
     /// One acquisition attempt. A reply lost to a timeout or a dropped connection is
     /// resolved by reading the lock back: if it holds our token, it is ours.
-    func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> Attempt {
+    func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> LeaseAttempt {
         let token = Lease.randomToken()
         let arguments: [RedisArgument] = [RedisArgument(token), RedisArgument(options.leaseDuration.milliseconds)]
         let lockKeys: [RedisArgument] = [RedisArgument(keys.lock), RedisArgument(keys.fence)]
@@ -87,23 +47,23 @@ extension RedisMutex {
                 releaseOrphan(keys: keys, token: token, leaseDuration: options.leaseDuration)
                 throw StampedeError(.noQuorum, "lock '\(name)' was granted, but \(acknowledged) of the \(wanted.replicas) replicas asked for acknowledged it within \(wanted.timeout); it was released")
             }
-            return .acquired(Lease(name: name, token: token, fence: FencingToken(number)))
+            return .granted(Lease(name: name, token: token, fence: FencingToken(number)))
         }
         // The script takes over a lock without expiry; 0 is a lock about to expire.
-        return .held(remaining: .milliseconds(max(number, 1)))
+        return .held(retryWithin: .milliseconds(max(number, 1)))
     }
 
     private func resolveAmbiguous(
         _ name: String, keys: Keys, token: String, options: LockOptions, cause: RedisError
-    ) async throws(StampedeError) -> Attempt {
+    ) async throws(StampedeError) -> LeaseAttempt {
         do {
             let reply = try await client.run(
                 LockScripts.confirm, keys: [RedisArgument(keys.lock), RedisArgument(keys.fence)], arguments: [RedisArgument(token)])
             if let fence = reply.int {
                 logger.debug("acquire reply was lost, but the lock holds our token", metadata: ["stampede.lock": "\(name)"])
-                return .acquired(Lease(name: name, token: token, fence: FencingToken(fence)))
+                return .granted(Lease(name: name, token: token, fence: FencingToken(fence)))
             }
-            return .held(remaining: options.recheckInterval)
+            return .held(retryWithin: options.recheckInterval)
         } catch {
             // We cannot tell whether the lock is ours. Do not leave it held for nothing:
             // keep trying to release this token until the lease would have run out anyway.

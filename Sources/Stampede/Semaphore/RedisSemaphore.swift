@@ -145,47 +145,14 @@ public final class RedisSemaphore: Sendable {
         }
         // The gate is for the wait only: once a permit is taken, the next caller may try.
         defer { gate.leave() }
-        var sentAt = clock.now
-        if case .taken(let lease) = try await attempt(name, keys: keys, options: options) { return (lease, sentAt) }
-        metrics.contended.increment()
-        guard wait, clock.now < deadline else { return nil }
-        return try await StampedeError.fromRedis {
-            try await client.subscribe(to: [keys.channel]) { releases in
-                let signal = AsyncSignal()
-                return try await withThrowingTaskGroup(of: (Lease, ContinuousClock.Instant)?.self) { group in
-                    group.addTask {
-                        for try await _ in releases { signal.notify() }
-                        return nil
-                    }
-                    defer { group.cancelAll() }
-                    while true {
-                        let seen = signal.generation
-                        sentAt = clock.now
-                        switch try await attempt(name, keys: keys, options: options) {
-                        case .taken(let lease):
-                            return (lease, sentAt)
-                        case .allHeld(let soonest):
-                            let now = clock.now
-                            guard now < deadline else {
-                                throw StampedeError(.waitTimedOut, "no permit of '\(name)' came free within \(options.maximumWait)")
-                            }
-                            try Task.checkCancellation()
-                            let fallback = min(options.recheckInterval, soonest) * Double.random(in: 0.5...1)
-                            await signal.wait(after: seen, until: now + min(fallback, deadline - now), clock: clock)
-                        }
-                    }
-                }
-            }
-        }
+        let leaseWait = LeaseWait(client: client, clock: clock, channel: keys.channel, recheckInterval: options.recheckInterval)
+        return try await leaseWait.lease(
+            until: wait ? deadline : nil, contended: { metrics.contended.increment() },
+            timedOut: { StampedeError(.waitTimedOut, "no permit of '\(name)' came free within \(options.maximumWait)") }
+        ) { () throws(StampedeError) in try await self.attempt(name, keys: keys, options: options) }
     }
 
-    private enum Attempt {
-        case taken(Lease)
-        /// Every permit held; the soonest lease ends in this long.
-        case allHeld(soonest: Duration)
-    }
-
-    private func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> Attempt {
+    private func attempt(_ name: String, keys: Keys, options: LockOptions) async throws(StampedeError) -> LeaseAttempt {
         let token = Lease.randomToken()
         let reply = try await StampedeError.fromRedis {
             try await client.run(
@@ -196,8 +163,8 @@ public final class RedisSemaphore: Sendable {
         guard case .array(let parts) = reply, parts.count == 2, let flag = parts[0].int, let number = parts[1].int else {
             throw StampedeError(.redisUnavailable, "unexpected reply to the semaphore's acquire script: \(reply)")
         }
-        if flag == 1 { return .taken(Lease(name: name, token: token, fence: FencingToken(number))) }
-        return .allHeld(soonest: .milliseconds(max(number, 1)))
+        if flag == 1 { return .granted(Lease(name: name, token: token, fence: FencingToken(number))) }
+        return .held(retryWithin: .milliseconds(max(number, 1)))
     }
 
     /// Runs `body` under the watchdog; gives the permit back afterwards.
