@@ -18,11 +18,14 @@ public final class RedisCluster: Sendable {
     public let nodes: [RedisServer]
     public let masters: Int
     public let replicasPerMaster: Int
+    /// The certificate authority of a TLS-only cluster, which clients must trust.
+    public let tlsAuthorityFile: String?
 
-    private init(nodes: [RedisServer], masters: Int, replicasPerMaster: Int) {
+    private init(nodes: [RedisServer], masters: Int, replicasPerMaster: Int, tlsAuthorityFile: String?) {
         self.nodes = nodes
         self.masters = masters
         self.replicasPerMaster = replicasPerMaster
+        self.tlsAuthorityFile = tlsAuthorityFile
     }
 
     /// The `redis-cli` binary: `$REDIS_CLI`, else the first on `PATH`.
@@ -40,19 +43,25 @@ public final class RedisCluster: Sendable {
     ///
     /// - Throws: ``RedisServer/StartError`` when a node does not start, the cluster cannot
     ///   be created, or it is not ready within `limit`.
-    public static func start(masters: Int = 3, replicasPerMaster: Int = 0, within limit: Duration = .seconds(30)) async throws -> RedisCluster {
+    /// With `tls`, every node speaks TLS only: to clients on its port, and to the other
+    /// nodes on the cluster bus and for replication.
+    public static func start(
+        masters: Int = 3, replicasPerMaster: Int = 0, tls: RedisServer.TLS? = nil, within limit: Duration = .seconds(30)
+    ) async throws -> RedisCluster {
         precondition(masters >= 3, "Redis Cluster needs at least 3 masters")
         var nodes: [RedisServer] = []
         do {
             for _ in 0..<(masters * (1 + replicasPerMaster)) {
-                nodes.append(try await RedisServer.start(.init(extraArguments: [
+                var arguments = [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-port", "\(try freeLoopbackPort())",
                     // Short, so that a killed master is failed over within seconds.
                     "--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0",
-                ])))
+                ]
+                if tls != nil { arguments += ["--tls-cluster", "yes", "--tls-replication", "yes"] }
+                nodes.append(try await RedisServer.start(.init(extraArguments: arguments, tls: tls)))
             }
-            let cluster = RedisCluster(nodes: nodes, masters: masters, replicasPerMaster: replicasPerMaster)
+            let cluster = RedisCluster(nodes: nodes, masters: masters, replicasPerMaster: replicasPerMaster, tlsAuthorityFile: tls?.authorityFile)
             let addresses = nodes.compactMap { $0.port.map { "127.0.0.1:\($0)" } }
             let created = try cluster.cli(["--cluster", "create"] + addresses + ["--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"])
             guard created.status == 0 else {
@@ -99,7 +108,8 @@ public final class RedisCluster: Sendable {
     /// Runs `redis-cli ARGUMENTS...`; returns its exit status and its output.
     @discardableResult
     public func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        try ChildProcess.run(URL(fileURLWithPath: try Self.cliPath()), arguments)
+        let tls = tlsAuthorityFile.map { ["--tls", "--cacert", $0] } ?? []
+        return try ChildProcess.run(URL(fileURLWithPath: try Self.cliPath()), tls + arguments)
     }
 
     /// Stops every node and removes its folder.

@@ -9,6 +9,7 @@ extension RedisCluster {
         var configuration = RedisConfiguration.cluster(seeds: (ports[first...] + ports[..<first]).map { .tcp(host: "127.0.0.1", port: $0) })
         configuration.commandTimeout = commandTimeout
         configuration.reconnectBackoff = .init(initial: .milliseconds(20), maximum: .milliseconds(200))
+        if let tlsAuthorityFile { configuration.tls = .init(trust: .certificateAuthorityFile(tlsAuthorityFile)) }
         return configuration
     }
 
