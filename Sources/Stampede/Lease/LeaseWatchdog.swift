@@ -71,6 +71,47 @@ struct LeaseWatchdog: Sendable {
         }
     }
 
+    /// Runs `body` under the watchdog, then gives the lease back with `release` (which answers
+    /// whether the lease was still held): a lock's body, or a semaphore permit's. A lease lost
+    /// while the body ran, or found gone at the release, goes to `lost` and throws
+    /// ``StampedeError/Code/leaseLost``; a release that fails leaves the lease to expire.
+    func holdThenRelease<Result: Sendable>(
+        _ lease: Lease, lockKey: String, renewal: RedisScript = Self.renewScript, duration: Duration,
+        acquiredAt: ContinuousClock.Instant, release: () async throws -> Bool, lost: (LeaseLoss) async -> Void,
+        _ body: @Sendable (Lease) async throws -> Result
+    ) async throws -> Result {
+        let end = await hold(lease, lockKey: lockKey, renewal: renewal, duration: duration, acquiredAt: acquiredAt) {
+            try await body(lease)
+        }
+        let outcome: Swift.Result<Result, any Error>
+        switch end {
+        case .lost(let loss):
+            await lost(loss)
+            throw StampedeError(.leaseLost, loss.description)
+        case .timedOut:
+            throw StampedeError(.leaseLost, "the lease on '\(lease.name)' ended without a timeout set")
+        case .finished(let finished):
+            outcome = finished
+        }
+        let released: Bool
+        do {
+            released = try await release()
+        } catch {
+            // It expires on its own; the body held it for as long as renewals showed.
+            logger.debug("could not release the lease; it will expire", metadata: [
+                "stampede.lease": "\(lease.name)", "stampede.error": "\(error)",
+            ])
+            released = true
+        }
+        if !released {
+            // The token was gone by the end: the body ran at least partly without the lease.
+            let loss = LeaseLoss(lease: lease, reason: .tokenGone)
+            await lost(loss)
+            throw StampedeError(.leaseLost, loss.description)
+        }
+        return try outcome.get()
+    }
+
     /// Renews the lease every third of its duration until cancelled. Returns the loss if a
     /// renewal finds the token gone, or if Redis stays unreachable until the lease would have
     /// run out by the local clock; `nil` when cancelled (the work ended).

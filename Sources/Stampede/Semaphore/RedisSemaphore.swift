@@ -172,34 +172,14 @@ public final class RedisSemaphore: Sendable {
         _ lease: Lease, keys: Keys, acquiredAt: ContinuousClock.Instant, options: LockOptions,
         _ body: @Sendable (Lease) async throws -> Result
     ) async throws -> Result {
-        let end = await watchdog.hold(
-            lease, lockKey: keys.holders, renewal: SemaphoreScripts.renew, duration: options.leaseDuration, acquiredAt: acquiredAt
-        ) { try await body(lease) }
-        let outcome: Swift.Result<Result, any Error>
-        switch end {
-        case .lost(let loss):
-            await lost(loss, options: options)
-            throw StampedeError(.leaseLost, loss.description)
-        case .timedOut:
-            throw StampedeError(.leaseLost, "the permit of '\(lease.name)' ended without a timeout set")
-        case .finished(let finished):
-            outcome = finished
-        }
-        let released: Bool
-        do {
-            released = try await client.run(
-                SemaphoreScripts.release, keys: [RedisArgument(keys.holders)],
-                arguments: [RedisArgument(lease.token), RedisArgument(keys.channel)]).int == 1
-        } catch {
-            logger.debug("could not give the permit back; it will expire", metadata: ["stampede.semaphore": "\(lease.name)", "stampede.error": "\(error)"])
-            released = true
-        }
-        if !released {
-            let loss = LeaseLoss(lease: lease, reason: .tokenGone)
-            await lost(loss, options: options)
-            throw StampedeError(.leaseLost, loss.description)
-        }
-        return try outcome.get()
+        try await watchdog.holdThenRelease(
+            lease, lockKey: keys.holders, renewal: SemaphoreScripts.renew, duration: options.leaseDuration, acquiredAt: acquiredAt,
+            release: {
+                try await client.run(
+                    SemaphoreScripts.release, keys: [RedisArgument(keys.holders)],
+                    arguments: [RedisArgument(lease.token), RedisArgument(keys.channel)]).int == 1
+            },
+            lost: { await lost($0, options: options) }, body)
     }
 
     private func lost(_ loss: LeaseLoss, options: LockOptions) async {
